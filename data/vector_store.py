@@ -1,0 +1,505 @@
+"""The vector store: Weaviate behind a collection alias, with blue/green rebuilds."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from itertools import batched
+from types import TracebackType
+from typing import Any, Literal, Protocol, Self
+
+import weaviate
+from weaviate.classes.data import DataObject
+from weaviate.classes.init import AdditionalConfig, Auth, Timeout
+from weaviate.classes.query import Filter, HybridFusion, MetadataQuery
+from weaviate.collections.classes.batch import BatchObjectReturn
+from weaviate.collections.classes.filters import _Filters
+from weaviate.exceptions import (
+    UnexpectedStatusCodeError,
+    WeaviateBaseError,
+    WeaviateConnectionError,
+    WeaviateGRPCUnavailableError,
+    WeaviateInsertManyAllFailedError,
+    WeaviateQueryError,
+    WeaviateTimeoutError,
+)
+
+from configs.config import Settings
+from data.records import Chunk, DocumentState, IndexStats, SearchHit
+from data.weaviate_schema import (
+    BM25_PROPERTIES,
+    CHUNK_RETURN_PROPERTIES,
+    REGISTRY_SUFFIX,
+    STATE_PROPERTIES,
+    GenerationInfo,
+    chunk_collection_spec,
+    chunk_properties,
+    chunk_uuid,
+    document_uuid,
+    generation_pattern,
+    hit_from_properties,
+    mismatch_message,
+    new_generation_name,
+    parse_endpoint,
+    registry_collection_spec,
+    registry_name,
+    state_from_properties,
+    state_properties,
+)
+from data.weaviate_server import EmbeddedWeaviate, WeaviateServerError
+
+logger = logging.getLogger(__name__)
+
+Fusion = Literal["relative_score", "ranked"]
+
+
+class IndexModelMismatch(Exception):
+    """The index was built with another embedding model; the message tells the user to reindex."""
+
+
+class StoreUnavailable(Exception):
+    """The vector store cannot be reached; the message says where it was expected."""
+
+
+class IndexWriter(Protocol):
+    """Writes one index generation: the serving one (incremental) or a new one (rebuild)."""
+
+    collection: str
+
+    async def document_states(self) -> dict[str, DocumentState]:
+        """What this generation has recorded, by document id."""
+        ...
+
+    async def write_chunks(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:
+        """Upsert chunks with their vectors (deterministic ids); raises if any object failed."""
+        ...
+
+    async def finish_documents(self, states: Sequence[DocumentState]) -> None:
+        """After all their chunks were written: drop chunks past `chunk_count`, then record the states."""
+        ...
+
+    async def delete_documents(self, document_ids: Sequence[str]) -> None:
+        """Remove documents' chunks and states."""
+        ...
+
+    async def commit(self) -> None:
+        """Make the generation serve (rebuild: swap the alias, drop the old collection)."""
+        ...
+
+    async def abort(self) -> None:
+        """Give up a rebuild (drop the new collection); the previous index keeps serving."""
+        ...
+
+
+class VectorStore(Protocol):
+    """Where chunks live and are searched."""
+
+    async def open_writer(self, *, rebuild: bool, model_id: str, dimension: int) -> IndexWriter:
+        """A writer for the serving index, or for a fresh collection when `rebuild` is true.
+
+        Raises `IndexModelMismatch` for an incremental write into an index of another model.
+        """
+        ...
+
+    async def search(
+        self,
+        query: str,
+        vector: Sequence[float],
+        *,
+        model_id: str,
+        limit: int,
+        alpha: float,
+        fusion: Fusion,
+    ) -> list[SearchHit]:
+        """Hybrid BM25 + vector search, best first. Empty when nothing is indexed.
+
+        Raises `IndexModelMismatch` when the index was built by another model.
+        """
+        ...
+
+    async def stats(self) -> IndexStats | None:
+        """Counts for the serving index, or None when nothing was indexed yet."""
+        ...
+
+    async def is_healthy(self) -> bool:
+        """True when the store answers."""
+        ...
+
+
+# --- Weaviate implementation -------------------------------------------------------------------------
+
+_WRITE_BATCH = 200  # objects per gRPC batch request
+_FILTER_BATCH = 100  # documents per delete filter
+_UNREACHABLE = (WeaviateConnectionError, WeaviateGRPCUnavailableError, WeaviateTimeoutError, OSError)
+
+
+class IndexWriteError(Exception):
+    """Weaviate rejected a write; the message carries Weaviate's first error messages."""
+
+
+def _raise_batch_errors(result: BatchObjectReturn, what: str, collection: str) -> None:
+    if not result.has_errors:
+        return
+    messages = sorted({error.message for error in result.errors.values()})
+    raise IndexWriteError(
+        f"Weaviate rejected {len(result.errors)} {what} in {collection}: " + "; ".join(messages[:3])
+    )
+
+
+class WeaviateVectorStore:
+    """`VectorStore` on Weaviate: reads go through the alias `settings.weaviate_collection`.
+
+    Each index generation is a physical collection (plus its document registry); a rebuild
+    fills a new generation and swaps the alias in one step, so searches never see a half-built
+    index. Without WEAVIATE_URL the store runs its own embedded server.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.alias = settings.weaviate_collection
+        self._client: weaviate.WeaviateAsyncClient | None = None
+        self._server: EmbeddedWeaviate | None = None
+        self._info: dict[str, GenerationInfo] = {}
+
+    @property
+    def url(self) -> str:
+        """Where the store is (the embedded server's URL once it runs)."""
+        if self._server is not None:
+            return self._server.url
+        return self.settings.weaviate_url or f"embedded Weaviate on port {self.settings.weaviate_http_port}"
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    async def connect(self) -> None:
+        """Start the embedded server if needed and connect; `StoreUnavailable` when it cannot."""
+        if self._client is not None:
+            return
+        s = self.settings
+        if s.weaviate_url is None:
+            server = EmbeddedWeaviate(
+                s.weaviate_binary,
+                s.data_dir / "weaviate",
+                http_port=s.weaviate_http_port,
+                grpc_port=s.weaviate_grpc_port,
+                startup_timeout=s.weaviate_startup_timeout,
+            )
+            try:
+                await server.start()
+            except WeaviateServerError as exc:
+                raise StoreUnavailable(str(exc)) from exc
+            self._server = server
+            url, grpc_url = server.url, server.grpc_url
+        else:
+            url, grpc_url = s.weaviate_url, s.weaviate_grpc_url
+        try:
+            endpoint = parse_endpoint(url, grpc_url)
+        except ValueError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        client = weaviate.use_async_with_custom(
+            http_host=endpoint.http_host,
+            http_port=endpoint.http_port,
+            http_secure=endpoint.http_secure,
+            grpc_host=endpoint.grpc_host,
+            grpc_port=endpoint.grpc_port,
+            grpc_secure=endpoint.grpc_secure,
+            auth_credentials=Auth.api_key(s.weaviate_api_key.get_secret_value()) if s.weaviate_api_key else None,
+            additional_config=AdditionalConfig(timeout=Timeout(init=10, query=60, insert=120)),
+        )
+        try:
+            await client.connect()
+        except (WeaviateBaseError, *_UNREACHABLE) as exc:
+            with contextlib.suppress(Exception):
+                await client.close()
+            await self._stop_server()
+            raise StoreUnavailable(
+                f"Cannot reach Weaviate at {url} (gRPC {endpoint.grpc_host}:{endpoint.grpc_port}): {exc}"
+            ) from exc
+        self._client = client
+
+    async def close(self) -> None:
+        """Disconnect and stop the embedded server, if this store started one."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
+        await self._stop_server()
+
+    async def _stop_server(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            await server.stop()
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def client(self) -> weaviate.WeaviateAsyncClient:
+        """The connected client (connecting on first use)."""
+        if self._client is None:
+            await self.connect()
+        assert self._client is not None
+        return self._client
+
+    @contextlib.contextmanager
+    def _reachable(self) -> Iterator[None]:
+        """Turn "the server went away" errors into `StoreUnavailable` naming the URL."""
+        try:
+            yield
+        except _UNREACHABLE as exc:
+            raise StoreUnavailable(f"Weaviate at {self.url} stopped answering: {exc}") from exc
+
+    # -- generations --------------------------------------------------------------------------------
+    async def serving_collection(self) -> str | None:
+        """The physical collection the alias points at, or None before the first index."""
+        client = await self.client()
+        with self._reachable():
+            alias = await client.alias.get(alias_name=self.alias)
+        return alias.collection if alias is not None else None
+
+    async def generation_info(self, physical: str) -> GenerationInfo:
+        """The embedder a generation was built with (cached: it never changes)."""
+        if physical not in self._info:
+            client = await self.client()
+            with self._reachable():
+                config = await client.collections.use(physical).config.get(simple=True)
+            self._info[physical] = GenerationInfo.from_description(config.description)
+        return self._info[physical]
+
+    async def _create_generation(self, info: GenerationInfo) -> str:
+        client = await self.client()
+        physical = new_generation_name(self.alias)
+        await client.collections.create(physical, **chunk_collection_spec(info))
+        try:
+            await client.collections.create(registry_name(physical), **registry_collection_spec())
+        except BaseException:
+            await client.collections.delete(physical)
+            raise
+        self._info[physical] = info
+        logger.info("Created index generation %s (%s, %d-d)", physical, info.model_id, info.dimension)
+        return physical
+
+    async def drop_generation(self, physical: str) -> None:
+        """Delete a generation's chunk collection and registry."""
+        client = await self.client()
+        await client.collections.delete([physical, registry_name(physical)])
+        self._info.pop(physical, None)
+
+    async def point_alias(self, physical: str) -> None:
+        """Make `physical` serve: one atomic alias update (or the alias's creation)."""
+        client = await self.client()
+        try:
+            if not await client.alias.exists(alias_name=self.alias) or not await client.alias.update(
+                alias_name=self.alias, new_target_collection=physical
+            ):
+                await client.alias.create(alias_name=self.alias, target_collection=physical)
+        except UnexpectedStatusCodeError as exc:
+            raise IndexWriteError(
+                f"Could not point the alias {self.alias} at {physical}: {exc.message}"
+            ) from exc
+
+    async def drop_orphan_generations(self) -> list[str]:
+        """Drop generations of this alias that do not serve (left by a crashed rebuild)."""
+        client = await self.client()
+        serving = await self.serving_collection()
+        pattern = generation_pattern(self.alias)
+        orphans: set[str] = set()
+        for name in await client.collections.list_all(simple=True):
+            base = name.removesuffix(REGISTRY_SUFFIX)
+            if pattern.match(base) and base != serving:
+                orphans.add(name)
+        if orphans:
+            logger.warning("Dropping unfinished index generations: %s", ", ".join(sorted(orphans)))
+            await client.collections.delete(sorted(orphans))
+        return sorted(orphans)
+
+    # -- VectorStore ----------------------------------------------------------------------------------
+    async def open_writer(self, *, rebuild: bool, model_id: str, dimension: int) -> WeaviateIndexWriter:
+        """A writer for the serving generation, or for a new one when `rebuild` is true."""
+        info = GenerationInfo(model_id=model_id, dimension=dimension)
+        client = await self.client()
+        with self._reachable():
+            if rebuild:
+                await self.drop_orphan_generations()
+                return WeaviateIndexWriter(self, await self._create_generation(info), rebuild=True)
+            physical = await self.serving_collection()
+            if physical is not None and await client.collections.exists(physical):
+                if message := mismatch_message(await self.generation_info(physical), model_id, dimension):
+                    raise IndexModelMismatch(message)
+                return WeaviateIndexWriter(self, physical, rebuild=False)
+            # No index yet: the first generation serves from the start (there is nothing to hide).
+            await self.drop_orphan_generations()
+            physical = await self._create_generation(info)
+            await self.point_alias(physical)
+            return WeaviateIndexWriter(self, physical, rebuild=False)
+
+    async def search(
+        self,
+        query: str,
+        vector: Sequence[float],
+        *,
+        model_id: str,
+        limit: int,
+        alpha: float,
+        fusion: Fusion,
+    ) -> list[SearchHit]:
+        """Hybrid search on the serving generation; retried when a swap dropped it mid-query."""
+        client = await self.client()
+        fusion_type = HybridFusion.RELATIVE_SCORE if fusion == "relative_score" else HybridFusion.RANKED
+        for attempt in range(3):
+            physical = await self.serving_collection()
+            if physical is None:
+                return []
+            try:
+                with self._reachable():
+                    info = await self.generation_info(physical)
+                    if message := mismatch_message(info, model_id, len(vector)):
+                        raise IndexModelMismatch(message)
+                    result = await client.collections.use(physical).query.hybrid(
+                        query=query,
+                        vector=list(vector),
+                        alpha=alpha,
+                        fusion_type=fusion_type,
+                        query_properties=BM25_PROPERTIES,
+                        limit=limit,
+                        return_properties=CHUNK_RETURN_PROPERTIES,
+                        return_metadata=MetadataQuery(score=True),
+                    )
+            except (WeaviateQueryError, UnexpectedStatusCodeError):
+                if attempt < 2 and physical != await self.serving_collection():
+                    continue  # the alias moved on and the old generation was dropped under us
+                raise
+            return [hit_from_properties(dict(o.properties), o.metadata.score) for o in result.objects]
+        return []
+
+    async def stats(self) -> IndexStats | None:
+        """Chunk and document counts of the serving generation."""
+        client = await self.client()
+        physical = await self.serving_collection()
+        if physical is None:
+            return None
+        with self._reachable():
+            info = await self.generation_info(physical)
+            chunks = await client.collections.use(physical).aggregate.over_all(total_count=True)
+            docs = await client.collections.use(registry_name(physical)).aggregate.over_all(total_count=True)
+        return IndexStats(
+            collection=physical,
+            embedder_model_id=info.model_id,
+            dimension=info.dimension,
+            documents=docs.total_count or 0,
+            chunks=chunks.total_count or 0,
+        )
+
+    async def is_healthy(self) -> bool:
+        """True when Weaviate answers its readiness check."""
+        try:
+            client = await self.client()
+            return bool(await client.is_ready())
+        except (StoreUnavailable, WeaviateBaseError, *_UNREACHABLE):
+            return False
+
+
+class WeaviateIndexWriter:
+    """`IndexWriter` for one generation; chunks and document states live side by side."""
+
+    def __init__(self, store: WeaviateVectorStore, physical: str, *, rebuild: bool) -> None:
+        self.collection = physical
+        self.rebuild = rebuild
+        self._store = store
+        self._finished = False
+
+    async def _collections(self) -> tuple[Any, Any]:
+        client = await self._store.client()
+        return client.collections.use(self.collection), client.collections.use(registry_name(self.collection))
+
+    async def document_states(self) -> dict[str, DocumentState]:
+        """Every document this generation has recorded."""
+        _, registry = await self._collections()
+        states: dict[str, DocumentState] = {}
+        async for obj in registry.iterator(return_properties=STATE_PROPERTIES):
+            state = state_from_properties(dict(obj.properties))
+            states[state.document_id] = state
+        return states
+
+    async def write_chunks(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:
+        """Upsert chunks (deterministic uuids) and raise on the first rejected batch."""
+        if len(chunks) != len(vectors):
+            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        collection, _ = await self._collections()
+        objects = [
+            DataObject(properties=chunk_properties(c), uuid=chunk_uuid(c.document_id, c.chunk_index), vector=list(v))
+            for c, v in zip(chunks, vectors, strict=True)
+        ]
+        await _insert(collection, objects, "chunks", self.collection)
+
+    async def finish_documents(self, states: Sequence[DocumentState]) -> None:
+        """Drop chunks past each document's new end, then record the states (in that order)."""
+        collection, registry = await self._collections()
+        for group in batched(states, _FILTER_BATCH):
+            stale = Filter.any_of(
+                [
+                    Filter.by_property("document_id").equal(s.document_id)
+                    & Filter.by_property("chunk_index").greater_or_equal(s.chunk_count)
+                    for s in group
+                ]
+            )
+            await _delete_where(collection, stale, self.collection)
+        objects = [DataObject(properties=state_properties(s), uuid=document_uuid(s.document_id)) for s in states]
+        await _insert(registry, objects, "document states", registry_name(self.collection))
+
+    async def delete_documents(self, document_ids: Sequence[str]) -> None:
+        """Remove chunks first, then states: an interrupted delete is redone by the next run."""
+        collection, registry = await self._collections()
+        for group in batched(document_ids, _FILTER_BATCH):
+            where = Filter.by_property("document_id").contains_any(list(group))
+            await _delete_where(collection, where, self.collection)
+            await _delete_where(registry, where, registry_name(self.collection))
+
+    async def commit(self) -> None:
+        """Rebuild: swap the alias to this generation, then drop the previous one."""
+        if self._finished:
+            return
+        self._finished = True
+        if not self.rebuild:
+            return
+        client = await self._store.client()
+        if not await client.collections.exists(self.collection):
+            raise IndexWriteError(
+                f"The new index generation {self.collection} is gone (did another rebuild run at the same "
+                "time?); the previous index keeps serving. Run the rebuild again."
+            )
+        previous = await self._store.serving_collection()
+        await self._store.point_alias(self.collection)
+        logger.info("Alias %s now serves %s", self._store.alias, self.collection)
+        if previous is not None and previous != self.collection:
+            await self._store.drop_generation(previous)
+
+    async def abort(self) -> None:
+        """Rebuild: drop the unfinished generation; the serving one is untouched."""
+        if self._finished:
+            return
+        self._finished = True
+        if self.rebuild:
+            await self._store.drop_generation(self.collection)
+
+
+async def _insert(collection: Any, objects: list[DataObject[Any, Any]], what: str, name: str) -> None:
+    for batch in batched(objects, _WRITE_BATCH):
+        try:
+            result = await collection.data.insert_many(list(batch))
+        except WeaviateInsertManyAllFailedError as exc:
+            raise IndexWriteError(f"Weaviate rejected all {len(batch)} {what} in {name}: {exc.message}") from exc
+        _raise_batch_errors(result, what, name)
+
+
+async def _delete_where(collection: Any, where: _Filters, name: str) -> None:
+    """Delete everything matching (repeating: one call deletes at most the server's query limit)."""
+    while True:
+        result = await collection.data.delete_many(where=where)
+        if result.failed:
+            raise IndexWriteError(f"Weaviate failed to delete {result.failed} objects from {name}")
+        if result.matches == 0 or result.successful == 0:
+            return

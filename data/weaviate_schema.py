@@ -1,0 +1,213 @@
+"""Weaviate naming, schema and record conversion for the vector store.
+
+Kept apart from `vector_store.py` so the store reads as the alias/generation logic only.
+A generation is one physical chunk collection `{alias}_G{timestamp}{random}` plus its document
+registry `{physical}_Docs`; the alias points at the chunk collection, so one swap switches both.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from weaviate.classes.config import Configure, DataType, Property, Tokenization, VectorDistances
+from weaviate.util import generate_uuid5
+
+from data.records import Chunk, DocumentState, SearchHit
+
+REGISTRY_SUFFIX = "_Docs"
+CHUNK_RETURN_PROPERTIES = ["document_id", "chunk_index", "text", "title", "heading_path", "source"]
+BM25_PROPERTIES = ["text", "title"]
+STATE_PROPERTIES = ["document_id", "source", "title", "content_hash", "modified_time", "chunk_count"]
+DEFAULT_GRPC_PORT = 50051
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where a remote Weaviate listens (REST and gRPC)."""
+
+    http_host: str
+    http_port: int
+    http_secure: bool
+    grpc_host: str
+    grpc_port: int
+    grpc_secure: bool
+
+
+def parse_endpoint(url: str, grpc_url: str | None) -> Endpoint:
+    """`http(s)://host[:port]` plus an optional gRPC `[scheme://]host:port` (default: same host, 50051)."""
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"WEAVIATE_URL must look like http://host:port or https://host, got {url!r}")
+    secure = parts.scheme == "https"
+    http_port = parts.port or (443 if secure else 80)
+    grpc_host, grpc_port, grpc_secure = parts.hostname, DEFAULT_GRPC_PORT, secure
+    if grpc_url:
+        grpc = urlsplit(grpc_url if "://" in grpc_url else f"//{grpc_url}")
+        if not grpc.hostname:
+            raise ValueError(f"WEAVIATE_GRPC_URL must look like host:port, got {grpc_url!r}")
+        grpc_secure = grpc.scheme in ("https", "grpcs") or (not grpc.scheme and secure)
+        grpc_host, grpc_port = grpc.hostname, grpc.port or (443 if grpc_secure else DEFAULT_GRPC_PORT)
+    return Endpoint(parts.hostname, http_port, secure, grpc_host, grpc_port, grpc_secure)
+
+
+# --- names -------------------------------------------------------------------------------------
+def new_generation_name(alias: str) -> str:
+    """A fresh physical collection name; sortable by creation time."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")
+    return f"{alias}_G{stamp}{secrets.token_hex(3)}"
+
+
+def registry_name(physical: str) -> str:
+    return f"{physical}{REGISTRY_SUFFIX}"
+
+
+def generation_pattern(alias: str) -> re.Pattern[str]:
+    """Matches the chunk collections (not the registries) of one alias."""
+    return re.compile(rf"^{re.escape(alias)}_G\d{{20}}[0-9a-f]{{6}}$", re.IGNORECASE)
+
+
+def chunk_uuid(document_id: str, chunk_index: int) -> str:
+    """Deterministic id: rewriting a chunk replaces it instead of duplicating it."""
+    return str(generate_uuid5(f"{document_id}#{chunk_index}"))
+
+
+def document_uuid(document_id: str) -> str:
+    return str(generate_uuid5(document_id))
+
+
+# --- generation metadata -------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class GenerationInfo:
+    """Which embedder built a generation; stored as JSON in the collection description."""
+
+    model_id: str
+    dimension: int
+
+    def to_description(self) -> str:
+        return json.dumps({"embedder_model_id": self.model_id, "dimension": self.dimension})
+
+    @classmethod
+    def from_description(cls, description: str | None) -> GenerationInfo:
+        try:
+            data = json.loads(description or "")
+            return cls(model_id=str(data["embedder_model_id"]), dimension=int(data["dimension"]))
+        except (ValueError, KeyError, TypeError):
+            return cls(model_id="unknown", dimension=0)
+
+
+def mismatch_message(built_with: GenerationInfo, model_id: str, dimension: int) -> str | None:
+    """The user-facing reason an index cannot be used with this embedder, or None when it can."""
+    if built_with.model_id == model_id and built_with.dimension == dimension:
+        return None
+    return (
+        f"The index was built with embedding model {built_with.model_id} ({built_with.dimension}-d) "
+        f"but the bot is configured for {model_id} ({dimension}-d); "
+        "run `python main.py index --full` (or /reindex full) to rebuild it."
+    )
+
+
+# --- schema --------------------------------------------------------------------------------------
+def _text(name: str, *, searchable: bool) -> Property:
+    """Searchable text gets word tokenization for BM25; ids/paths are exact-match fields."""
+    return Property(
+        name=name,
+        data_type=DataType.TEXT,
+        tokenization=Tokenization.WORD if searchable else Tokenization.FIELD,
+        index_searchable=searchable,
+        index_filterable=not searchable,
+    )
+
+
+def chunk_collection_spec(info: GenerationInfo) -> dict[str, Any]:
+    """Keyword arguments for `collections.create` of a chunk collection."""
+    return {
+        "description": info.to_description(),
+        "properties": [
+            _text("text", searchable=True),
+            _text("title", searchable=True),
+            Property(name="heading_path", data_type=DataType.TEXT, index_searchable=False, index_filterable=False),
+            _text("source", searchable=False),
+            _text("document_id", searchable=False),
+            Property(name="chunk_index", data_type=DataType.INT),
+            _text("content_hash", searchable=False),
+            Property(name="modified_time", data_type=DataType.DATE),
+        ],
+        "vector_config": Configure.Vectors.self_provided(
+            vector_index_config=Configure.VectorIndex.hnsw(distance_metric=VectorDistances.COSINE)
+        ),
+    }
+
+
+def registry_collection_spec() -> dict[str, Any]:
+    """Keyword arguments for `collections.create` of a document registry (no vectors to speak of)."""
+    return {
+        "description": "Document states of the chunk collection with the same prefix.",
+        "properties": [
+            _text("document_id", searchable=False),
+            _text("source", searchable=False),
+            Property(name="title", data_type=DataType.TEXT, index_searchable=False, index_filterable=False),
+            _text("content_hash", searchable=False),
+            Property(name="modified_time", data_type=DataType.DATE),
+            Property(name="chunk_count", data_type=DataType.INT),
+        ],
+        "vector_config": Configure.Vectors.self_provided(vector_index_config=Configure.VectorIndex.flat()),
+    }
+
+
+# --- record conversion ---------------------------------------------------------------------------
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def chunk_properties(chunk: Chunk) -> dict[str, Any]:
+    return {
+        "text": chunk.text,
+        "title": chunk.title,
+        "heading_path": chunk.heading_path,
+        "source": chunk.source,
+        "document_id": chunk.document_id,
+        "chunk_index": chunk.chunk_index,
+        "content_hash": chunk.content_hash,
+        "modified_time": _utc(chunk.modified_time),
+    }
+
+
+def state_properties(state: DocumentState) -> dict[str, Any]:
+    return {
+        "document_id": state.document_id,
+        "source": state.source,
+        "title": state.title,
+        "content_hash": state.content_hash,
+        "modified_time": _utc(state.modified_time),
+        "chunk_count": state.chunk_count,
+    }
+
+
+def state_from_properties(props: dict[str, Any]) -> DocumentState:
+    modified = props.get("modified_time")
+    return DocumentState(
+        document_id=str(props["document_id"]),
+        source=str(props.get("source") or ""),
+        title=str(props.get("title") or ""),
+        content_hash=str(props.get("content_hash") or ""),
+        modified_time=_utc(modified) if isinstance(modified, datetime) else datetime.fromtimestamp(0, UTC),
+        chunk_count=int(props.get("chunk_count") or 0),
+    )
+
+
+def hit_from_properties(props: dict[str, Any], score: float | None) -> SearchHit:
+    return SearchHit(
+        document_id=str(props.get("document_id") or ""),
+        chunk_index=int(props.get("chunk_index") or 0),
+        text=str(props.get("text") or ""),
+        title=str(props.get("title") or ""),
+        heading_path=str(props.get("heading_path") or ""),
+        source=str(props.get("source") or ""),
+        score=float(score or 0.0),
+    )

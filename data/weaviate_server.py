@@ -1,0 +1,242 @@
+"""Runs the locally built Weaviate server as a child process (the embedded default).
+
+The bot needs no Docker: `make weaviate` builds the official server binary from source and this
+module starts it on free (or configured) ports with its data in a directory of our own, waits
+until it reports ready and stops it on exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+import uuid
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+import aiohttp
+
+logger = logging.getLogger(__name__)
+
+BUILD_HINT = "Build it with `make weaviate` (needs Go; installs the server into .cache/weaviate/bin)."
+_LOG_NAME = "weaviate-server.log"
+_TAIL_LINES = 40
+# Only these variables of ours reach the server: anything else (WEAVIATE-style settings meant for a
+# remote cluster, HOST/PORT, ...) could change how the embedded server behaves.
+_INHERITED_ENV = ("PATH", "HOME", "TMPDIR", "TZ", "LANG", "LC_ALL", "GOMAXPROCS", "GOMEMLIMIT")
+
+
+class WeaviateServerError(RuntimeError):
+    """The embedded Weaviate server is missing, did not start, or died."""
+
+
+def free_port(host: str = "127.0.0.1", exclude: set[int] | None = None) -> int:
+    """A port that is currently free for both TCP and UDP (Weaviate's gossip uses both)."""
+    exclude = exclude or set()
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind((host, 0))
+            port = int(tcp.getsockname()[1])
+        if port in exclude:
+            continue
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                udp.bind((host, port))
+        except OSError:
+            continue
+        return port
+    raise WeaviateServerError("Could not find a free port for the embedded Weaviate server.")
+
+
+class EmbeddedWeaviate:
+    """A Weaviate server process owned by this Python process (async context manager)."""
+
+    def __init__(
+        self,
+        binary: Path,
+        data_dir: Path,
+        *,
+        http_port: int = 0,
+        grpc_port: int = 0,
+        host: str = "127.0.0.1",
+        startup_timeout: float = 90.0,
+        stop_grace: float = 15.0,
+    ) -> None:
+        """Ports of 0 mean "pick free ones"; the cluster-internal ports are always picked free."""
+        self.binary = Path(binary)
+        self.data_dir = Path(data_dir)
+        self.host = host
+        self.startup_timeout = startup_timeout
+        self.stop_grace = stop_grace
+        taken: set[int] = set()
+        self.http_port = self._port(http_port, taken)
+        self.grpc_port = self._port(grpc_port, taken)
+        self.startup_seconds: float | None = None
+        self._process: asyncio.subprocess.Process | None = None
+        self._log: IO[bytes] | None = None
+
+    def _port(self, wanted: int, taken: set[int]) -> int:
+        port = wanted or free_port(self.host, taken)
+        taken.add(port)
+        return port
+
+    @property
+    def url(self) -> str:
+        """The REST endpoint, e.g. http://127.0.0.1:8079."""
+        return f"http://{self.host}:{self.http_port}"
+
+    @property
+    def grpc_url(self) -> str:
+        """The gRPC endpoint in the same URL form (the client needs both)."""
+        return f"http://{self.host}:{self.grpc_port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / _LOG_NAME
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.returncode is None
+
+    def _environment(self) -> dict[str, str]:
+        """Server settings: anonymous local access, no modules, no telemetry, private ports."""
+        taken = {self.http_port, self.grpc_port}
+        gossip, data, raft, raft_rpc = (self._port(0, taken) for _ in range(4))
+        node = f"embedded-{uuid.uuid4().hex[:8]}"
+        env = {key: os.environ[key] for key in _INHERITED_ENV if key in os.environ}
+        env.update(
+            PERSISTENCE_DATA_PATH=str(self.data_dir),
+            AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED="true",
+            DEFAULT_VECTORIZER_MODULE="none",
+            ENABLE_MODULES="",
+            DISABLE_TELEMETRY="true",
+            GO_PROFILING_DISABLE="true",
+            GRPC_PORT=str(self.grpc_port),
+            CLUSTER_HOSTNAME=node,
+            CLUSTER_IN_LOCALHOST="true",
+            CLUSTER_BIND_ADDR=self.host,
+            CLUSTER_ADVERTISE_ADDR=self.host,
+            CLUSTER_GOSSIP_BIND_PORT=str(gossip),
+            CLUSTER_DATA_BIND_PORT=str(data),
+            RAFT_PORT=str(raft),
+            RAFT_INTERNAL_RPC_PORT=str(raft_rpc),
+            RAFT_JOIN=f"{node}:{raft}",
+            RAFT_BOOTSTRAP_EXPECT="1",
+            LOG_LEVEL="warning",
+            LOG_FORMAT="text",
+        )
+        return env
+
+    async def start(self) -> None:
+        """Start the server and wait until `/v1/.well-known/ready` answers 200."""
+        if self.running:
+            return
+        if not await asyncio.to_thread(self.binary.is_file):
+            raise WeaviateServerError(f"The Weaviate server binary is missing: {self.binary}. {BUILD_HINT}")
+        await asyncio.to_thread(self.data_dir.mkdir, parents=True, exist_ok=True)
+        self._log = await asyncio.to_thread(self.log_path.open, "ab")
+        started = time.monotonic()
+        try:
+            self._process = await asyncio.create_subprocess_exec(
+                str(self.binary),
+                "--host",
+                self.host,
+                "--port",
+                str(self.http_port),
+                "--scheme",
+                "http",
+                env=self._environment(),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+        except OSError as exc:
+            await self._close_log()
+            raise WeaviateServerError(f"Could not run {self.binary}: {exc}. {BUILD_HINT}") from exc
+        try:
+            await self._wait_ready(started)
+        except BaseException:
+            await self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - started
+        logger.info(
+            "Embedded Weaviate ready at %s (gRPC %s) in %.1fs; data in %s",
+            self.url,
+            self.grpc_port,
+            self.startup_seconds,
+            self.data_dir,
+        )
+
+    async def _wait_ready(self, started: float) -> None:
+        assert self._process is not None
+        ready_url = f"{self.url}/v1/.well-known/ready"
+        timeout = aiohttp.ClientTimeout(total=2)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            while True:
+                if self._process.returncode is not None:
+                    raise WeaviateServerError(
+                        f"The Weaviate server exited with code {self._process.returncode} while starting."
+                        f"{await self._log_tail()}\n{BUILD_HINT}"
+                    )
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    async with http.get(ready_url) as response:
+                        if response.status == 200:
+                            return
+                if time.monotonic() - started > self.startup_timeout:
+                    raise WeaviateServerError(
+                        f"The Weaviate server at {self.url} was not ready after {self.startup_timeout:.0f}s "
+                        f"(WEAVIATE_STARTUP_TIMEOUT).{await self._log_tail()}\n{BUILD_HINT}"
+                    )
+                await asyncio.sleep(0.2)
+
+    async def _log_tail(self) -> str:
+        """The last lines of the server log, to put into error messages."""
+
+        def read() -> str:
+            try:
+                lines = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+            except OSError:
+                return ""
+            return "\n".join(lines[-_TAIL_LINES:])
+
+        tail = await asyncio.to_thread(read)
+        if not tail:
+            return f" Its log ({self.log_path}) is empty."
+        return f"\nLast lines of {self.log_path}:\n{tail}"
+
+    async def stop(self) -> None:
+        """SIGTERM, then SIGKILL after the grace period; safe to call twice."""
+        process, self._process = self._process, None
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), self.stop_grace)
+            except TimeoutError:
+                logger.warning("Weaviate did not stop within %.0fs; killing it", self.stop_grace)
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+        await self._close_log()
+
+    async def _close_log(self) -> None:
+        log, self._log = self._log, None
+        if log is not None:
+            await asyncio.to_thread(log.close)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()

@@ -1,0 +1,78 @@
+"""The console adapter: chat with the docs in a terminal, with conversation memory."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from collections.abc import Callable
+
+from rich.console import Console
+from rich.markdown import Markdown
+
+from services.ask_events import Answer, AskFailed, AskService, Source, Status, TextDelta
+
+EXIT_WORDS = {"exit", "quit", ":q", "/exit", "/quit"}
+HELP = "Ask a question about your documents. /new starts a new conversation, /exit (or Ctrl-D) leaves."
+
+
+def format_sources(sources: list[Source]) -> str:
+    """Plain-text source list: `[1] Title — path/or/url (Heading > Path)`."""
+    lines = []
+    for source in sources:
+        where = source.url or source.location
+        heading = f" ({source.heading_path})" if source.heading_path else ""
+        lines.append(f"[{source.number}] {source.title} — {where}{heading}")
+    return "\n".join(lines)
+
+
+async def answer_once(
+    chat: AskService, conversation_key: str, question: str, write: Callable[[str], None]
+) -> Answer | AskFailed:
+    """Stream one answer to `write`; returns the final event."""
+    async for event in chat.ask(conversation_key, question, user_id="console"):
+        if isinstance(event, Status):
+            continue
+        if isinstance(event, TextDelta):
+            write(event.text)
+        else:
+            return event
+    return AskFailed("The answer stopped before it was complete.")
+
+
+async def run_console_chat(chat: AskService, *, console: Console | None = None) -> None:
+    """Read questions from stdin until EOF or /exit; print streamed answers with their sources."""
+    console = console or Console()
+    conversation = f"console:{uuid.uuid4().hex}"
+    console.print(f"[bold]Docs chat[/bold] — {HELP}")
+    while True:
+        try:
+            question = await asyncio.to_thread(console.input, "[bold cyan]you>[/bold cyan] ")
+        except (EOFError, KeyboardInterrupt):
+            console.print()
+            return
+        question = question.strip()
+        if not question:
+            continue
+        if question.lower() in EXIT_WORDS:
+            return
+        if question == "/new":
+            conversation = f"console:{uuid.uuid4().hex}"
+            console.print("[dim]New conversation.[/dim]")
+            continue
+        console.print("[bold green]bot>[/bold green] ", end="")
+        result = await answer_once(chat, conversation, question, _stdout_writer(console))
+        console.print()
+        if isinstance(result, AskFailed):
+            console.print(f"[red]{result.message}[/red]")
+        elif result.sources:
+            console.print(Markdown("**Sources**"))
+            console.print(format_sources(result.sources), markup=False, highlight=False)
+
+
+def _stdout_writer(console: Console) -> Callable[[str], None]:
+    def write(text: str) -> None:
+        console.file.write(text)
+        console.file.flush()
+
+    return write if console.file is not None else sys.stdout.write

@@ -1,0 +1,218 @@
+"""The indexer: keeps the vector store in step with the documents, one run at a time.
+
+`Indexer.index()` runs an incremental (or, with `full=True`, a blue/green) run of the
+pipeline in `services.index_pipeline`; `start_background()` does the same in a task for
+chat commands. Progress is reported through a throttled callback that never slows the
+pipeline (it runs in its own task).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+from configs.config import Settings
+from data.embeddings import Embedder
+from data.vector_store import VectorStore
+from services.index_pipeline import IndexRun
+from services.index_records import (
+    IndexAlreadyRunning,
+    IndexFailure,
+    IndexProgress,
+    IndexResult,
+    IndexRunFailed,
+    IndexRunLog,
+    ProgressCallback,
+)
+
+__all__ = [
+    "IndexAlreadyRunning",
+    "IndexFailure",
+    "IndexProgress",
+    "IndexResult",
+    "IndexRunFailed",
+    "IndexRunLog",
+    "Indexer",
+    "ProgressCallback",
+]
+
+log = logging.getLogger(__name__)
+
+DoneCallback = Callable[[IndexResult | BaseException], Awaitable[None]]
+
+
+class _ProgressReporter:
+    """Calls the user's callback from its own task, at most once per `interval` (plus a final call).
+
+    A slow callback (a chat message edit) thus delays only the next report, never the pipeline,
+    and a failing one is logged instead of failing the run.
+    """
+
+    def __init__(self, callback: ProgressCallback | None, interval: float, progress: IndexProgress) -> None:
+        self._callback = callback
+        self._interval = max(0.0, interval)
+        self._progress = progress
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._callback is not None:
+            self._task = asyncio.create_task(self._loop(), name="index-progress")
+
+    def changed(self) -> None:
+        self._changed.set()
+
+    async def _call(self) -> None:
+        assert self._callback is not None
+        try:
+            outcome = self._callback(self._progress.snapshot())
+            if inspect.isawaitable(outcome):
+                await outcome
+        except Exception:
+            log.warning("The index progress callback failed; indexing goes on", exc_info=True)
+
+    async def _loop(self) -> None:
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
+            await self._call()
+            if self._interval:
+                await asyncio.sleep(self._interval)
+
+    async def finish(self) -> None:
+        """Stop the loop and make the final call with the last state."""
+        if self._task is None:
+            return
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            if (current := asyncio.current_task()) is not None and current.cancelling():
+                raise
+        await self._call()
+
+
+class Indexer:
+    """Indexes files into the vector store; one run at a time (a second one is refused)."""
+
+    def __init__(
+        self, settings: Settings, store: VectorStore, embedder: Embedder, run_log: IndexRunLog | None = None
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._embedder = embedder
+        self._run_log = run_log
+        self._progress: IndexProgress | None = None  # set while a run is active (the lock)
+        self._tasks: set[asyncio.Task[IndexResult]] = set()
+
+    @property
+    def running(self) -> bool:
+        return self._progress is not None
+
+    @property
+    def progress(self) -> IndexProgress | None:
+        """A snapshot of the running run's progress, or None when idle."""
+        return None if self._progress is None else self._progress.snapshot()
+
+    def _claim(self, full: bool) -> IndexProgress:
+        """Take the single run slot synchronously (no await between check and set)."""
+        if self._progress is not None:
+            raise IndexAlreadyRunning(self._progress.snapshot())
+        self._progress = IndexProgress("scanning", None, 0, 0, time.time(), full)
+        return self._progress
+
+    async def index(
+        self,
+        paths: Sequence[str | Path] | None = None,
+        *,
+        full: bool = False,
+        on_progress: ProgressCallback | None = None,
+        progress_interval: float = 0.0,
+    ) -> IndexResult:
+        """Index `paths` (default: DOCS_PATHS). Raises `IndexAlreadyRunning` or `IndexRunFailed`."""
+        progress = self._claim(full)
+        try:
+            return await self._run(progress, paths, full, on_progress, progress_interval)
+        finally:
+            self._progress = None
+
+    def start_background(
+        self,
+        *,
+        full: bool = False,
+        paths: Sequence[str | Path] | None = None,
+        on_progress: ProgressCallback | None = None,
+        progress_interval: float = 3.0,
+        on_done: DoneCallback | None = None,
+    ) -> asyncio.Task[IndexResult]:
+        """Run in a task. Raises `IndexAlreadyRunning` right away when a run is active.
+
+        `on_done` receives the result or the exception; without it a failure is logged. The task
+        itself also ends with the result or the exception, for callers that await it.
+        """
+        progress = self._claim(full)
+
+        async def run() -> IndexResult:
+            outcome: IndexResult | BaseException
+            try:
+                outcome = await self._run(progress, paths, full, on_progress, progress_interval)
+            except BaseException as exc:
+                outcome = exc
+            finally:
+                self._progress = None
+            if on_done is not None:
+                try:
+                    await on_done(outcome)
+                except Exception:
+                    log.exception("The reindex completion callback failed")
+            if isinstance(outcome, BaseException):
+                raise outcome
+            return outcome
+
+        task = asyncio.create_task(run(), name="reindex")
+        self._tasks.add(task)
+        task.add_done_callback(lambda t: self._background_done(t, reported=on_done is not None))
+        return task
+
+    def _background_done(self, task: asyncio.Task[IndexResult], *, reported: bool) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()  # also marks it retrieved: no "never retrieved" noise
+        if exc is not None and not reported:
+            log.error("Background reindex failed: %s", exc, exc_info=exc)
+
+    async def _run(
+        self,
+        progress: IndexProgress,
+        paths: Sequence[str | Path] | None,
+        full: bool,
+        on_progress: ProgressCallback | None,
+        progress_interval: float,
+    ) -> IndexResult:
+        roots = [Path(p) for p in (paths if paths is not None else self._settings.docs_paths)]
+        reporter = _ProgressReporter(on_progress, progress_interval, progress)
+        reporter.start()
+        run = IndexRun(self._settings, self._store, self._embedder, progress, roots, full, reporter.changed)
+        try:
+            result = await run.execute()
+        except IndexRunFailed as exc:
+            await self._record(exc.result)
+            raise
+        finally:
+            await reporter.finish()
+        await self._record(result)
+        return result
+
+    async def _record(self, result: IndexResult) -> None:
+        if self._run_log is None:
+            return
+        try:
+            await self._run_log.record_run(result)
+        except Exception:
+            # The index itself is fine; losing the log entry must not turn success into failure.
+            log.exception("Could not record the index run in the database")

@@ -1,0 +1,182 @@
+"""Retrieval for answers: hybrid search, then adjacent chunks merged and near-duplicates dropped.
+
+The agent's `search_docs` tool and the `search` command both go through `Retriever`, so what the
+model reads and what a user sees from the CLI are the same passages.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from configs.config import Settings
+from data.embeddings import Embedder
+from data.records import SearchHit
+from data.vector_store import VectorStore
+
+# How many hits to fetch per passage wanted: room for merging neighbours and dropping duplicates.
+_FETCH_FACTOR = 4
+# Passages whose word sets overlap this much (Jaccard) are treated as the same passage.
+_DUPLICATE_JACCARD = 0.9
+_WORD = re.compile(r"\w+")
+# Shortest shared text between neighbouring chunks that is taken for the chunk overlap.
+_MIN_OVERLAP = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """One or more consecutive chunks of a document, as shown to the model and cited as [n]."""
+
+    text: str
+    title: str
+    heading_path: str
+    source: str
+    score: float  # the best score among the merged chunks
+    document_id: str
+    first_chunk: int
+    last_chunk: int
+
+
+class Retriever:
+    """Finds the passages that best answer a question."""
+
+    def __init__(self, settings: Settings, store: VectorStore, embedder: Embedder) -> None:
+        self._settings = settings
+        self._store = store
+        self._embedder = embedder
+
+    async def search(self, query: str, k: int | None = None) -> list[Passage]:
+        """Best passages first, at most `k` (default `SEARCH_TOP_K`); empty for a blank query.
+
+        Raises the store's `StoreUnavailable` / `IndexModelMismatch` unchanged: their messages
+        tell the user what to do.
+        """
+        query = query.strip()
+        wanted = k if k is not None else self._settings.search_top_k
+        if not query or wanted <= 0:
+            return []
+        vector = await self._embedder.embed_query(query)
+        hits = await self._store.search(
+            query,
+            vector,
+            model_id=self._embedder.model_id,
+            limit=wanted * _FETCH_FACTOR,
+            alpha=self._settings.search_alpha,
+            fusion=self._settings.search_fusion,
+        )
+        passages = [p for p in merge_adjacent(hits) if p.score >= self._settings.search_min_score]
+        return drop_duplicates(passages)[:wanted]
+
+
+def merge_adjacent(hits: Sequence[SearchHit]) -> list[Passage]:
+    """Join hits of one document with consecutive chunk indexes into one passage, best first.
+
+    Neighbouring chunks share `CHUNK_OVERLAP` characters; the repeated text is removed so the
+    model does not read it twice.
+    """
+    by_document: dict[str, dict[int, SearchHit]] = {}
+    for hit in hits:
+        chunks = by_document.setdefault(hit.document_id, {})
+        if hit.chunk_index not in chunks or chunks[hit.chunk_index].score < hit.score:
+            chunks[hit.chunk_index] = hit
+    passages: list[Passage] = []
+    for chunks in by_document.values():
+        run: list[SearchHit] = []
+        for index in sorted(chunks):
+            if run and index != run[-1].chunk_index + 1:
+                passages.append(_passage_from_run(run))
+                run = []
+            run.append(chunks[index])
+        if run:
+            passages.append(_passage_from_run(run))
+    passages.sort(key=lambda p: (-p.score, p.document_id, p.first_chunk))
+    return passages
+
+
+def drop_duplicates(passages: Sequence[Passage]) -> list[Passage]:
+    """Keep the first (best) of passages with the same normalized text or nearly the same words.
+
+    The same document indexed under two paths, or copied sections, would otherwise fill the
+    context with repeats.
+    """
+    kept: list[tuple[Passage, str, frozenset[str]]] = []
+    for passage in passages:
+        normalized = " ".join(_WORD.findall(passage.text.lower()))
+        words = frozenset(normalized.split())
+        if any(
+            normalized == other_normalized or _jaccard(words, other_words) >= _DUPLICATE_JACCARD
+            for _, other_normalized, other_words in kept
+        ):
+            continue
+        kept.append((passage, normalized, words))
+    return [passage for passage, _, _ in kept]
+
+
+def format_context(passages: Sequence[Passage], start: int = 1) -> str:
+    """Number passages from `start` as `[n] Title — source (Heading > Path)` blocks for the model."""
+    return format_numbered([(start + offset, p) for offset, p in enumerate(passages)])
+
+
+def format_numbered(numbered: Sequence[tuple[int, Passage]]) -> str:
+    """Like `format_context`, with explicit numbers (a passage keeps its number across searches)."""
+    return "\n\n".join(f"{passage_header(number, p)}\n{p.text}" for number, p in numbered)
+
+
+def passage_header(number: int, passage: Passage) -> str:
+    """`[n] Title — source (Heading > Path)`; parts that are empty are left out."""
+    label = " — ".join(part for part in (passage.title, passage.source) if part)
+    header = f"[{number}] {label}" if label else f"[{number}]"
+    return f"{header} ({passage.heading_path})" if passage.heading_path else header
+
+
+def _passage_from_run(run: Sequence[SearchHit]) -> Passage:
+    text = run[0].text
+    for hit in run[1:]:
+        text = _join_overlapping(text, hit.text)
+    first = run[0]
+    return Passage(
+        text=text,
+        title=first.title,
+        heading_path=_common_heading(run),
+        source=first.source,
+        score=max(hit.score for hit in run),
+        document_id=first.document_id,
+        first_chunk=first.chunk_index,
+        last_chunk=run[-1].chunk_index,
+    )
+
+
+def _join_overlapping(left: str, right: str) -> str:
+    """Append `right` to `left`, dropping the longest prefix of `right` that `left` ends with.
+
+    Only overlaps of at least `_MIN_OVERLAP` characters count, so a word that merely happens to
+    end one chunk and start the next is not swallowed.
+    """
+    left = left.rstrip()
+    right = right.lstrip()
+    probe = right[:_MIN_OVERLAP]
+    if len(probe) == _MIN_OVERLAP:
+        position = left.find(probe)
+        while position != -1:
+            if right.startswith(left[position:]):
+                return left + right[len(left) - position :]
+            position = left.find(probe, position + 1)
+    return left + "\n" + right
+
+
+def _common_heading(run: Sequence[SearchHit]) -> str:
+    """The shared leading headings of merged chunks (the first chunk's path when none is shared)."""
+    paths = [hit.heading_path.split(" > ") if hit.heading_path else [] for hit in run]
+    common: list[str] = []
+    for parts in zip(*paths, strict=False):
+        if any(part != parts[0] for part in parts):
+            break
+        common.append(parts[0])
+    return " > ".join(common) if common else run[0].heading_path
+
+
+def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    if not a or not b:
+        return 1.0 if a == b else 0.0
+    return len(a & b) / len(a | b)

@@ -1,0 +1,221 @@
+"""The SQL chatkit Store and the database helpers, over a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from chatkit.store import NotFoundError
+from chatkit.types import (
+    AssistantMessageContent,
+    AssistantMessageItem,
+    FileAttachment,
+    InferenceOptions,
+    ThreadMetadata,
+    UserMessageItem,
+    UserMessageTextContent,
+)
+
+from services.chat_store import RequestContext, SqlStore
+from services.database import Database
+from services.index_records import IndexFailure, IndexResult
+
+CTX = RequestContext(user_id="u1")
+
+
+def sqlite_dsn(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[Database]:
+    db = Database(sqlite_dsn(tmp_path / "nested" / "chat.sqlite3"))
+    await db.create()
+    yield db
+    await db.dispose()
+
+
+def thread(thread_id: str, title: str | None = None) -> ThreadMetadata:
+    return ThreadMetadata(id=thread_id, created_at=datetime.now(), title=title)
+
+
+def user_item(item_id: str, thread_id: str, text: str) -> UserMessageItem:
+    return UserMessageItem(
+        id=item_id,
+        thread_id=thread_id,
+        created_at=datetime.now(),
+        content=[UserMessageTextContent(text=text)],
+        attachments=[],
+        inference_options=InferenceOptions(),
+    )
+
+
+def assistant_item(item_id: str, thread_id: str, text: str) -> AssistantMessageItem:
+    return AssistantMessageItem(
+        id=item_id,
+        thread_id=thread_id,
+        created_at=datetime.now(),
+        content=[AssistantMessageContent(text=text)],
+    )
+
+
+async def test_create_makes_the_sqlite_folder(tmp_path: Path, database: Database) -> None:
+    assert (tmp_path / "nested" / "chat.sqlite3").is_file()
+    assert await database.is_healthy()
+
+
+async def test_threads_crud_and_pagination(database: Database) -> None:
+    store = SqlStore(database)
+    for n in range(5):
+        await store.save_thread(thread(f"thr_{n}", title=f"T{n}"), CTX)
+    updated = thread("thr_2", title="renamed")
+    await store.save_thread(updated, CTX)
+    assert (await store.load_thread("thr_2", CTX)).title == "renamed"
+
+    first = await store.load_threads(2, None, "desc", CTX)
+    assert [t.id for t in first.data] == ["thr_4", "thr_3"]
+    assert first.has_more and first.after == "thr_3"
+    second = await store.load_threads(2, first.after, "desc", CTX)
+    assert [t.id for t in second.data] == ["thr_2", "thr_1"]
+    last = await store.load_threads(2, second.after, "desc", CTX)
+    assert [t.id for t in last.data] == ["thr_0"] and not last.has_more and last.after is None
+    ascending = await store.load_threads(10, "thr_1", "asc", CTX)
+    assert [t.id for t in ascending.data] == ["thr_2", "thr_3", "thr_4"]
+
+    await store.add_thread_item("thr_2", user_item("msg_a", "thr_2", "hi"), CTX)
+    await database.link_conversation("slack:C1:1", "thr_2")
+    await store.delete_thread("thr_2", CTX)
+    with pytest.raises(NotFoundError):
+        await store.load_thread("thr_2", CTX)
+    with pytest.raises(NotFoundError):
+        await store.load_item("thr_2", "msg_a", CTX)
+    assert await database.thread_for_conversation("slack:C1:1") is None
+
+
+async def test_items_crud_order_and_pagination(database: Database) -> None:
+    store = SqlStore(database)
+    await store.save_thread(thread("thr_x"), CTX)
+    await store.save_thread(thread("thr_other"), CTX)
+    ids = [f"msg_{n}" for n in range(5)]
+    for n, item_id in enumerate(ids):
+        make = user_item if n % 2 == 0 else assistant_item
+        await store.add_thread_item("thr_x", make(item_id, "thr_x", f"text {n}"), CTX)
+    await store.add_thread_item("thr_other", user_item("msg_elsewhere", "thr_other", "other"), CTX)
+
+    page = await store.load_thread_items("thr_x", None, 3, "asc", CTX)
+    assert [i.id for i in page.data] == ids[:3] and page.has_more and page.after == "msg_2"
+    rest = await store.load_thread_items("thr_x", page.after, 3, "asc", CTX)
+    assert [i.id for i in rest.data] == ids[3:] and not rest.has_more
+    newest = await store.load_thread_items("thr_x", None, 2, "desc", CTX)
+    assert [i.id for i in newest.data] == ["msg_4", "msg_3"]
+    older = await store.load_thread_items("thr_x", "msg_3", 10, "desc", CTX)
+    assert [i.id for i in older.data] == ["msg_2", "msg_1", "msg_0"]
+
+    loaded = await store.load_item("thr_x", "msg_1", CTX)
+    assert isinstance(loaded, AssistantMessageItem) and loaded.content[0].text == "text 1"
+    # save_item updates in place: the item keeps its position.
+    await store.save_item("thr_x", assistant_item("msg_1", "thr_x", "edited"), CTX)
+    again = await store.load_thread_items("thr_x", None, 10, "asc", CTX)
+    assert [i.id for i in again.data] == ids
+    edited = again.data[1]
+    assert isinstance(edited, AssistantMessageItem) and edited.content[0].text == "edited"
+
+    await store.delete_thread_item("thr_x", "msg_0", CTX)
+    remaining = await store.load_thread_items("thr_x", None, 10, "asc", CTX)
+    assert [i.id for i in remaining.data] == ids[1:]
+    with pytest.raises(NotFoundError):
+        await store.load_item("thr_other", "msg_1", CTX)
+
+
+async def test_attachments_crud(database: Database) -> None:
+    store = SqlStore(database)
+    attachment = FileAttachment(id="atc_1", name="a.pdf", mime_type="application/pdf")
+    await store.save_attachment(attachment, CTX)
+    await store.save_attachment(attachment.model_copy(update={"name": "b.pdf"}), CTX)
+    loaded = await store.load_attachment("atc_1", CTX)
+    assert isinstance(loaded, FileAttachment) and loaded.name == "b.pdf"
+    await store.delete_attachment("atc_1", CTX)
+    with pytest.raises(NotFoundError):
+        await store.load_attachment("atc_1", CTX)
+
+
+async def test_data_survives_a_restart(tmp_path: Path) -> None:
+    dsn = sqlite_dsn(tmp_path / "restart.sqlite3")
+    first = Database(dsn)
+    await first.create()
+    store = SqlStore(first)
+    await store.save_thread(thread("thr_keep", title="kept"), CTX)
+    await store.add_thread_item("thr_keep", user_item("msg_q", "thr_keep", "question"), CTX)
+    await store.add_thread_item("thr_keep", assistant_item("msg_r", "thr_keep", "answer [1]"), CTX)
+    await first.link_conversation("discord:42", "thr_keep")
+    await first.dispose()
+
+    second = Database(dsn)
+    await second.create()  # idempotent on an existing file
+    try:
+        reopened = SqlStore(second)
+        assert (await reopened.load_thread("thr_keep", CTX)).title == "kept"
+        items = await reopened.load_thread_items("thr_keep", None, 10, "asc", CTX)
+        assert [i.id for i in items.data] == ["msg_q", "msg_r"]
+        assert await second.thread_for_conversation("discord:42") == "thr_keep"
+    finally:
+        await second.dispose()
+
+
+async def test_claim_event_is_atomic_and_expires(database: Database) -> None:
+    results = await asyncio.gather(*(database.claim_event("slack:Ev1", 60) for _ in range(8)))
+    assert sorted(results) == [False] * 7 + [True]
+    assert await database.claim_event("slack:Ev2", 60) is True
+    # An expired claim is purged, so the key can be claimed again.
+    assert await database.claim_event("slack:Ev3", -1) is True
+    assert await database.claim_event("slack:Ev3", 60) is True
+    assert await database.claim_event("slack:Ev3", 60) is False
+
+
+async def test_conversation_link_first_writer_wins(database: Database) -> None:
+    await database.link_conversation("k", "thr_1")
+    await database.link_conversation("k", "thr_2")
+    assert await database.thread_for_conversation("k") == "thr_1"
+    assert await database.thread_for_conversation("missing") is None
+
+
+async def test_feedback_is_stored(database: Database) -> None:
+    await database.add_feedback("msg_1", positive=True, user_id="u1", thread_id="thr_1")
+    await database.add_feedback("msg_1", positive=False, user_id=None)
+    rows = await database.feedback_for("msg_1")
+    assert [(r.positive, r.user_id, r.thread_id) for r in rows] == [
+        (True, "u1", "thr_1"),
+        (False, None, None),
+    ]
+    assert rows[0].created_at is not None
+
+
+def index_result(added: int) -> IndexResult:
+    return IndexResult(
+        seen=added + 1,
+        added=added,
+        updated=0,
+        unchanged=1,
+        deleted=0,
+        failed=1,
+        failures=[IndexFailure("docs/bad.pdf", "not a PDF")],
+        chunks_written=added * 4,
+        embeddings_computed=added * 4,
+        seconds=1.5,
+        full=False,
+        empty_source=False,
+        collection="DocChunks_v1",
+    )
+
+
+async def test_index_run_log(database: Database) -> None:
+    assert await database.index_runs.last_run() is None
+    await database.index_runs.record_run(index_result(3))
+    await database.index_runs.record_run(index_result(5))
+    last = await database.index_runs.last_run()
+    assert last is not None and last["added"] == 5 and last["chunks_written"] == 20
+    assert last["failures"] == [{"path": "docs/bad.pdf", "reason": "not a PDF"}]
+    assert datetime.fromisoformat(last["recorded_at"]).tzinfo is not None
