@@ -7,12 +7,12 @@ WEAVIATE_VERSION := v1.39.3
 WEAVIATE_BIN := .cache/weaviate/bin/weaviate-server
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup weaviate lint bench clean
+.PHONY: run test setup weaviate postgres lint bench clean
 
 run: setup
 	$(VENV)/bin/python main.py chat --index-first
 
-test: setup
+test: setup postgres
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
 
 lint: setup
@@ -34,6 +34,13 @@ $(WEAVIATE_BIN):
 	@echo "Building Weaviate $(WEAVIATE_VERSION) from its Go module (once; a few minutes)..."
 	mkdir -p $(dir $(WEAVIATE_BIN))
 	GOBIN=$(abspath $(dir $(WEAVIATE_BIN))) CGO_ENABLED=0 go install github.com/weaviate/weaviate/cmd/weaviate-server@$(WEAVIATE_VERSION)
+
+# The conversation-store tests also run against a throwaway PostgreSQL cluster (initdb + pg_ctl).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
+	  echo "Installing PostgreSQL (Debian package postgresql) for the tests..."; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql; }
 
 bench: setup
 	$(VENV)/bin/python -m bench

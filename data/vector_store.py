@@ -5,22 +5,18 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator, Sequence
-from itertools import batched
 from types import TracebackType
-from typing import Any, Literal, Protocol, Self
+from typing import Literal, Protocol, Self
 
 import weaviate
-from weaviate.classes.data import DataObject
 from weaviate.classes.init import AdditionalConfig, Auth, Timeout
-from weaviate.classes.query import Filter, HybridFusion, MetadataQuery
-from weaviate.collections.classes.batch import BatchObjectReturn
-from weaviate.collections.classes.filters import _Filters
+from weaviate.classes.query import HybridFusion, MetadataQuery
 from weaviate.exceptions import (
+    AuthenticationFailedError,
     UnexpectedStatusCodeError,
     WeaviateBaseError,
     WeaviateConnectionError,
     WeaviateGRPCUnavailableError,
-    WeaviateInsertManyAllFailedError,
     WeaviateQueryError,
     WeaviateTimeoutError,
 )
@@ -31,12 +27,8 @@ from data.weaviate_schema import (
     BM25_PROPERTIES,
     CHUNK_RETURN_PROPERTIES,
     REGISTRY_SUFFIX,
-    STATE_PROPERTIES,
     GenerationInfo,
     chunk_collection_spec,
-    chunk_properties,
-    chunk_uuid,
-    document_uuid,
     generation_pattern,
     hit_from_properties,
     mismatch_message,
@@ -44,10 +36,20 @@ from data.weaviate_schema import (
     parse_endpoint,
     registry_collection_spec,
     registry_name,
-    state_from_properties,
-    state_properties,
 )
 from data.weaviate_server import EmbeddedWeaviate, WeaviateServerError
+from data.weaviate_writer import IndexWriteError, WeaviateIndexWriter
+
+__all__ = [
+    "Fusion",
+    "IndexModelMismatch",
+    "IndexWriteError",
+    "IndexWriter",
+    "StoreUnavailable",
+    "VectorStore",
+    "WeaviateIndexWriter",
+    "WeaviateVectorStore",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -129,22 +131,7 @@ class VectorStore(Protocol):
 
 # --- Weaviate implementation -------------------------------------------------------------------------
 
-_WRITE_BATCH = 200  # objects per gRPC batch request
-_FILTER_BATCH = 100  # documents per delete filter
 _UNREACHABLE = (WeaviateConnectionError, WeaviateGRPCUnavailableError, WeaviateTimeoutError, OSError)
-
-
-class IndexWriteError(Exception):
-    """Weaviate rejected a write; the message carries Weaviate's first error messages."""
-
-
-def _raise_batch_errors(result: BatchObjectReturn, what: str, collection: str) -> None:
-    if not result.has_errors:
-        return
-    messages = sorted({error.message for error in result.errors.values()})
-    raise IndexWriteError(
-        f"Weaviate rejected {len(result.errors)} {what} in {collection}: " + "; ".join(messages[:3])
-    )
 
 
 class WeaviateVectorStore:
@@ -182,15 +169,19 @@ class WeaviateVectorStore:
                 http_port=s.weaviate_http_port,
                 grpc_port=s.weaviate_grpc_port,
                 startup_timeout=s.weaviate_startup_timeout,
+                api_key=s.weaviate_api_key,  # None: a random key for this run
             )
             try:
                 await server.start()
             except WeaviateServerError as exc:
                 raise StoreUnavailable(str(exc)) from exc
             self._server = server
-            url, grpc_url = server.url, server.grpc_url
+            url: str = server.url
+            grpc_url: str | None = server.grpc_url
+            api_key: str | None = server.api_key.get_secret_value()
         else:
             url, grpc_url = s.weaviate_url, s.weaviate_grpc_url
+            api_key = s.weaviate_api_key.get_secret_value() if s.weaviate_api_key else None
         try:
             endpoint = parse_endpoint(url, grpc_url)
         except ValueError as exc:
@@ -202,7 +193,7 @@ class WeaviateVectorStore:
             grpc_host=endpoint.grpc_host,
             grpc_port=endpoint.grpc_port,
             grpc_secure=endpoint.grpc_secure,
-            auth_credentials=Auth.api_key(s.weaviate_api_key.get_secret_value()) if s.weaviate_api_key else None,
+            auth_credentials=Auth.api_key(api_key) if api_key else None,
             additional_config=AdditionalConfig(timeout=Timeout(init=10, query=60, insert=120)),
         )
         try:
@@ -211,6 +202,10 @@ class WeaviateVectorStore:
             with contextlib.suppress(Exception):
                 await client.close()
             await self._stop_server()
+            if isinstance(exc, AuthenticationFailedError) or getattr(exc, "status_code", None) in (401, 403):
+                raise StoreUnavailable(
+                    f"Weaviate at {url} refused the API key (WEAVIATE_API_KEY): {exc}"
+                ) from exc
             raise StoreUnavailable(
                 f"Cannot reach Weaviate at {url} (gRPC {endpoint.grpc_host}:{endpoint.grpc_port}): {exc}"
             ) from exc
@@ -400,106 +395,3 @@ class WeaviateVectorStore:
             return bool(await client.is_ready())
         except (StoreUnavailable, WeaviateBaseError, *_UNREACHABLE):
             return False
-
-
-class WeaviateIndexWriter:
-    """`IndexWriter` for one generation; chunks and document states live side by side."""
-
-    def __init__(self, store: WeaviateVectorStore, physical: str, *, rebuild: bool) -> None:
-        self.collection = physical
-        self.rebuild = rebuild
-        self._store = store
-        self._finished = False
-
-    async def _collections(self) -> tuple[Any, Any]:
-        client = await self._store.client()
-        return client.collections.use(self.collection), client.collections.use(registry_name(self.collection))
-
-    async def document_states(self) -> dict[str, DocumentState]:
-        """Every document this generation has recorded."""
-        _, registry = await self._collections()
-        states: dict[str, DocumentState] = {}
-        async for obj in registry.iterator(return_properties=STATE_PROPERTIES):
-            state = state_from_properties(dict(obj.properties))
-            states[state.document_id] = state
-        return states
-
-    async def write_chunks(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:
-        """Upsert chunks (deterministic uuids) and raise on the first rejected batch."""
-        if len(chunks) != len(vectors):
-            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
-        collection, _ = await self._collections()
-        objects = [
-            DataObject(properties=chunk_properties(c), uuid=chunk_uuid(c.document_id, c.chunk_index), vector=list(v))
-            for c, v in zip(chunks, vectors, strict=True)
-        ]
-        await _insert(collection, objects, "chunks", self.collection)
-
-    async def finish_documents(self, states: Sequence[DocumentState]) -> None:
-        """Drop chunks past each document's new end, then record the states (in that order)."""
-        collection, registry = await self._collections()
-        for group in batched(states, _FILTER_BATCH):
-            stale = Filter.any_of(
-                [
-                    Filter.by_property("document_id").equal(s.document_id)
-                    & Filter.by_property("chunk_index").greater_or_equal(s.chunk_count)
-                    for s in group
-                ]
-            )
-            await _delete_where(collection, stale, self.collection)
-        objects = [DataObject(properties=state_properties(s), uuid=document_uuid(s.document_id)) for s in states]
-        await _insert(registry, objects, "document states", registry_name(self.collection))
-
-    async def delete_documents(self, document_ids: Sequence[str]) -> None:
-        """Remove chunks first, then states: an interrupted delete is redone by the next run."""
-        collection, registry = await self._collections()
-        for group in batched(document_ids, _FILTER_BATCH):
-            where = Filter.by_property("document_id").contains_any(list(group))
-            await _delete_where(collection, where, self.collection)
-            await _delete_where(registry, where, registry_name(self.collection))
-
-    async def commit(self) -> None:
-        """Rebuild: swap the alias to this generation, then drop the previous one."""
-        if self._finished:
-            return
-        self._finished = True
-        if not self.rebuild:
-            return
-        client = await self._store.client()
-        if not await client.collections.exists(self.collection):
-            raise IndexWriteError(
-                f"The new index generation {self.collection} is gone (did another rebuild run at the same "
-                "time?); the previous index keeps serving. Run the rebuild again."
-            )
-        previous = await self._store.serving_collection()
-        await self._store.point_alias(self.collection)
-        logger.info("Alias %s now serves %s", self._store.alias, self.collection)
-        if previous is not None and previous != self.collection:
-            await self._store.drop_generation(previous)
-
-    async def abort(self) -> None:
-        """Rebuild: drop the unfinished generation; the serving one is untouched."""
-        if self._finished:
-            return
-        self._finished = True
-        if self.rebuild:
-            await self._store.drop_generation(self.collection)
-
-
-async def _insert(collection: Any, objects: list[DataObject[Any, Any]], what: str, name: str) -> None:
-    for batch in batched(objects, _WRITE_BATCH):
-        try:
-            result = await collection.data.insert_many(list(batch))
-        except WeaviateInsertManyAllFailedError as exc:
-            raise IndexWriteError(f"Weaviate rejected all {len(batch)} {what} in {name}: {exc.message}") from exc
-        _raise_batch_errors(result, what, name)
-
-
-async def _delete_where(collection: Any, where: _Filters, name: str) -> None:
-    """Delete everything matching (repeating: one call deletes at most the server's query limit)."""
-    while True:
-        result = await collection.data.delete_many(where=where)
-        if result.failed:
-            raise IndexWriteError(f"Weaviate failed to delete {result.failed} objects from {name}")
-        if result.matches == 0 or result.successful == 0:
-            return

@@ -131,7 +131,9 @@ def chunk_collection_spec(info: GenerationInfo) -> dict[str, Any]:
         "properties": [
             _text("text", searchable=True),
             _text("title", searchable=True),
-            Property(name="heading_path", data_type=DataType.TEXT, index_searchable=False, index_filterable=False),
+            Property(
+                name="heading_path", data_type=DataType.TEXT, index_searchable=False, index_filterable=False
+            ),
             _text("source", searchable=False),
             _text("document_id", searchable=False),
             Property(name="chunk_index", data_type=DataType.INT),

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import socket
 import time
@@ -20,11 +21,14 @@ from types import TracebackType
 from typing import IO, Self
 
 import aiohttp
+from pydantic import SecretStr
 
 logger = logging.getLogger(__name__)
 
 BUILD_HINT = "Build it with `make weaviate` (needs Go; installs the server into .cache/weaviate/bin)."
+REBUILD_HINT = "If the binary is broken or outdated, rebuild it with `make weaviate`."
 _LOG_NAME = "weaviate-server.log"
+_NODE_FILE = "embedded-node-name"
 _TAIL_LINES = 40
 # Only these variables of ours reach the server: anything else (WEAVIATE-style settings meant for a
 # remote cluster, HOST/PORT, ...) could change how the embedded server behaves.
@@ -53,6 +57,15 @@ def free_port(host: str = "127.0.0.1", exclude: set[int] | None = None) -> int:
     raise WeaviateServerError("Could not find a free port for the embedded Weaviate server.")
 
 
+def _port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 class EmbeddedWeaviate:
     """A Weaviate server process owned by this Python process (async context manager)."""
 
@@ -66,8 +79,13 @@ class EmbeddedWeaviate:
         host: str = "127.0.0.1",
         startup_timeout: float = 90.0,
         stop_grace: float = 15.0,
+        api_key: SecretStr | None = None,
     ) -> None:
-        """Ports of 0 mean "pick free ones"; the cluster-internal ports are always picked free."""
+        """Ports of 0 mean "pick free ones"; the cluster-internal ports are always picked free.
+
+        Weaviate's gRPC and cluster ports listen on every interface whatever `host` says, so the
+        server never allows anonymous access: clients use `api_key` (random unless given).
+        """
         self.binary = Path(binary)
         self.data_dir = Path(data_dir)
         self.host = host
@@ -76,7 +94,10 @@ class EmbeddedWeaviate:
         taken: set[int] = set()
         self.http_port = self._port(http_port, taken)
         self.grpc_port = self._port(grpc_port, taken)
+        self.api_key = api_key or SecretStr(secrets.token_urlsafe(32))
+        self._cluster_password = secrets.token_urlsafe(32)
         self.startup_seconds: float | None = None
+        self._node = ""  # read from (or created in) the data dir at start
         self._process: asyncio.subprocess.Process | None = None
         self._log: IO[bytes] | None = None
 
@@ -100,6 +121,10 @@ class EmbeddedWeaviate:
         return self.data_dir / _LOG_NAME
 
     @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.returncode is None
 
@@ -107,18 +132,22 @@ class EmbeddedWeaviate:
         """Server settings: anonymous local access, no modules, no telemetry, private ports."""
         taken = {self.http_port, self.grpc_port}
         gossip, data, raft, raft_rpc = (self._port(0, taken) for _ in range(4))
-        node = f"embedded-{uuid.uuid4().hex[:8]}"
+        node = self._node
         env = {key: os.environ[key] for key in _INHERITED_ENV if key in os.environ}
         env.update(
             PERSISTENCE_DATA_PATH=str(self.data_dir),
-            AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED="true",
+            AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED="false",
+            AUTHENTICATION_APIKEY_ENABLED="true",
+            AUTHENTICATION_APIKEY_ALLOWED_KEYS=self.api_key.get_secret_value(),
+            AUTHENTICATION_APIKEY_USERS="docsbot",
+            CLUSTER_BASIC_AUTH_USERNAME="docsbot",
+            CLUSTER_BASIC_AUTH_PASSWORD=self._cluster_password,
             DEFAULT_VECTORIZER_MODULE="none",
             ENABLE_MODULES="",
             DISABLE_TELEMETRY="true",
             GO_PROFILING_DISABLE="true",
             GRPC_PORT=str(self.grpc_port),
             CLUSTER_HOSTNAME=node,
-            CLUSTER_IN_LOCALHOST="true",
             CLUSTER_BIND_ADDR=self.host,
             CLUSTER_ADVERTISE_ADDR=self.host,
             CLUSTER_GOSSIP_BIND_PORT=str(gossip),
@@ -127,10 +156,26 @@ class EmbeddedWeaviate:
             RAFT_INTERNAL_RPC_PORT=str(raft_rpc),
             RAFT_JOIN=f"{node}:{raft}",
             RAFT_BOOTSTRAP_EXPECT="1",
+            # One node elects itself: the default 5x timeouts (for busy multi-node clusters) only
+            # delay readiness (~8s -> ~4s). CLUSTER_IN_LOCALHOST stays off: it would assume the
+            # internal RPC port is RAFT_PORT + 1.
+            RAFT_TIMEOUTS_MULTIPLIER="1",
+            # The raft ports are picked afresh each start; let the single node adopt its new address.
+            RAFT_ENABLE_ONE_NODE_RECOVERY="true",
             LOG_LEVEL="warning",
             LOG_FORMAT="text",
         )
         return env
+
+    def _node_name(self) -> str:
+        """The node name belongs to the data: shards are assigned to it, so it must not change."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        path = self.data_dir / _NODE_FILE
+        if path.is_file() and (name := path.read_text(encoding="utf-8").strip()):
+            return name
+        name = f"embedded-{uuid.uuid4().hex[:8]}"
+        path.write_text(name + "\n", encoding="utf-8")
+        return name
 
     async def start(self) -> None:
         """Start the server and wait until `/v1/.well-known/ready` answers 200."""
@@ -138,7 +183,13 @@ class EmbeddedWeaviate:
             return
         if not await asyncio.to_thread(self.binary.is_file):
             raise WeaviateServerError(f"The Weaviate server binary is missing: {self.binary}. {BUILD_HINT}")
-        await asyncio.to_thread(self.data_dir.mkdir, parents=True, exist_ok=True)
+        for port, setting in ((self.http_port, "WEAVIATE_HTTP_PORT"), (self.grpc_port, "WEAVIATE_GRPC_PORT")):
+            if not _port_is_free(self.host, port):
+                raise WeaviateServerError(
+                    f"Port {port} ({setting}) on {self.host} is already in use, so the embedded Weaviate "
+                    "cannot listen there. Is another bot instance running? Stop it or choose another port."
+                )
+        self._node = await asyncio.to_thread(self._node_name)
         self._log = await asyncio.to_thread(self.log_path.open, "ab")
         started = time.monotonic()
         try:
@@ -181,18 +232,27 @@ class EmbeddedWeaviate:
                 if self._process.returncode is not None:
                     raise WeaviateServerError(
                         f"The Weaviate server exited with code {self._process.returncode} while starting."
-                        f"{await self._log_tail()}\n{BUILD_HINT}"
+                        f"{await self._log_tail()}\n{REBUILD_HINT}"
                     )
-                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
                     async with http.get(ready_url) as response:
-                        if response.status == 200:
-                            return
+                        ready = response.status == 200
+                    if ready and await self._answers_as_our_node(http):
+                        return
                 if time.monotonic() - started > self.startup_timeout:
                     raise WeaviateServerError(
                         f"The Weaviate server at {self.url} was not ready after {self.startup_timeout:.0f}s "
-                        f"(WEAVIATE_STARTUP_TIMEOUT).{await self._log_tail()}\n{BUILD_HINT}"
+                        f"(WEAVIATE_STARTUP_TIMEOUT).{await self._log_tail()}\n{REBUILD_HINT}"
                     )
                 await asyncio.sleep(0.2)
+
+    async def _answers_as_our_node(self, http: aiohttp.ClientSession) -> bool:
+        """Whoever answers on our port must be our process (not, say, a server started earlier)."""
+        headers = {"Authorization": f"Bearer {self.api_key.get_secret_value()}"}
+        async with http.get(f"{self.url}/v1/nodes", headers=headers) as response:
+            body = await response.json(content_type=None)
+        names = {node.get("name") for node in body.get("nodes", [])} if isinstance(body, dict) else set()
+        return self._node in names
 
     async def _log_tail(self) -> str:
         """The last lines of the server log, to put into error messages."""

@@ -6,13 +6,14 @@ order for pagination (`after` is the id of the last item of the previous page).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from chatkit.store import NotFoundError, Store
 from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
 from pydantic import TypeAdapter
 from sqlalchemy import delete, select
 
+from services.ask_events import Source
 from services.database import AttachmentRow, Database, ItemRow, ThreadRow
 
 _ITEM = TypeAdapter[ThreadItem](ThreadItem)
@@ -24,7 +25,8 @@ class RequestContext:
     """Who is asking; passed through chatkit to the store and the agent."""
 
     user_id: str | None = None
-    source: str = "chatkit"  # "chatkit" (POST /chatkit), "slack", "discord", "console"
+    # Filled by the server's respond(): the sources of the answer it produced (for `ChatService`).
+    sources: list[Source] = field(default_factory=list)
 
 
 def _thread_json(thread: ThreadMetadata) -> str:

@@ -174,6 +174,11 @@ class Database:
         async with self.sessions.begin() as session:
             await session.execute(delete(ConversationRow).where(ConversationRow.thread_id == thread_id))
 
+    async def thread_of_item(self, item_id: str) -> str | None:
+        """The thread a stored item (e.g. an answer) belongs to."""
+        async with self.sessions() as session:
+            return await session.scalar(select(ItemRow.thread_id).where(ItemRow.id == item_id))
+
     # --- Feedback --------------------------------------------------------------------
     async def add_feedback(
         self, answer_id: str, *, positive: bool, user_id: str | None = None, thread_id: str | None = None

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import discord
 from discord import app_commands
@@ -21,7 +21,10 @@ from discord import app_commands
 from configs.config import ConfigError, Settings
 from services.ask_events import Answer, AskFailed, AskService, TextDelta
 from services.discord_format import MessageStream, render_answer, split_message
-from services.indexer import IndexAlreadyRunning, Indexer, IndexProgress, IndexResult
+from services.index_records import IndexAlreadyRunning, IndexProgress, IndexResult
+
+if TYPE_CHECKING:
+    from services.indexer import Indexer
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +50,7 @@ class _Client(discord.Client):
         super().__init__(intents=intents, allowed_mentions=discord.AllowedMentions.none())
         self.bot = bot
         self.tree = app_commands.CommandTree(self)
-        self.tree.on_error = bot.on_command_error
+        self.tree.error(bot.on_command_error)
 
     async def on_ready(self) -> None:
         await self.bot.on_ready()
@@ -78,7 +81,9 @@ class DiscordBot:
         try:
             await self.client.start(self._settings.discord_token.get_secret_value())
         except discord.LoginFailure:
-            raise ConfigError("Discord rejected DISCORD_TOKEN; copy the bot token again (docs/discord.md)") from None
+            raise ConfigError(
+                "Discord rejected DISCORD_TOKEN; copy the bot token again (docs/discord.md)"
+            ) from None
         except discord.PrivilegedIntentsRequired:
             raise ConfigError(
                 "Discord refused the Message Content intent; enable it under Bot → Privileged Gateway "
@@ -168,7 +173,9 @@ class DiscordBot:
             nonlocal reply_to
             if reply_to is not None:
                 first, reply_to = reply_to, None
-                return await first.reply(text, mention_author=False)
+                # Still answer when the question was deleted meanwhile.
+                reference = first.to_reference(fail_if_not_exists=False)
+                return await channel.send(text, reference=reference, mention_author=False)
             return await destination.send(text)
 
         async def edit(sent: discord.Message, text: str) -> object:
@@ -275,7 +282,8 @@ class DiscordBot:
             text = f"⏳ Indexing: {progress.describe()}" if progress else "No indexing is running."
             await interaction.followup.send(text, ephemeral=True)
             return
-        status = await interaction.followup.send(f"⏳ Starting a {mode} reindex…", ephemeral=True, wait=True)
+        starting = f"⏳ Starting the reindex ({mode})…"
+        status = await interaction.followup.send(starting, ephemeral=True, wait=True)
 
         async def on_progress(progress: IndexProgress) -> None:
             with contextlib.suppress(discord.HTTPException):
@@ -294,7 +302,9 @@ class DiscordBot:
             result = exc
         await self._report_index(interaction, result)
 
-    async def _report_index(self, interaction: discord.Interaction, result: IndexResult | BaseException) -> None:
+    async def _report_index(
+        self, interaction: discord.Interaction, result: IndexResult | BaseException
+    ) -> None:
         if isinstance(result, IndexResult):
             icon = "⚠️" if result.failed else "✅"
             text = f"{icon} Reindex finished. {result.summary()}"
@@ -327,12 +337,16 @@ class DiscordBot:
 async def _typing(channel: discord.abc.Messageable) -> AsyncIterator[None]:
     """Keep the typing indicator on while the block runs; a failing indicator is not an error."""
 
+    async def show_typing() -> None:
+        with contextlib.suppress(discord.HTTPException):
+            await channel.typing()
+
     async def keep_typing() -> None:
         while True:
-            with contextlib.suppress(discord.HTTPException):
-                await channel.typing()
             await asyncio.sleep(TYPING_REFRESH_SECONDS)
+            await show_typing()
 
+    await show_typing()
     task = asyncio.create_task(keep_typing())
     try:
         yield

@@ -127,6 +127,11 @@ def render_answer(answer: Answer) -> str:
 M = TypeVar("M")
 
 
+def _monotonic() -> float:
+    # Looked up on each call (not bound at import) so a patched clock, e.g. a test's virtual time, applies.
+    return time.monotonic()
+
+
 class MessageStream(Generic[M]):
     """Shows a growing answer as one or more Discord messages, edited at most once per `interval`.
 
@@ -142,13 +147,13 @@ class MessageStream(Generic[M]):
         *,
         interval: float = 1.0,
         limit: int = DISCORD_LIMIT,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self._send = send
         self._edit = edit
         self._interval = interval
         self._limit = limit
-        self._clock = clock
+        self._clock = clock or _monotonic
         self._shown: list[tuple[M, str]] = []
         self._last_sync: float | None = None
 

@@ -10,10 +10,12 @@ from data.vector_store import IndexModelMismatch, StoreUnavailable
 
 def user_message(exc: BaseException) -> str | None:
     """A message for failures users can fix; None for bugs (which keep their traceback)."""
-    from data.weaviate_server import WeaviateStartError
+    from data.weaviate_server import WeaviateServerError
     from services.indexer import IndexAlreadyRunning
 
-    if isinstance(exc, ConfigError | StoreUnavailable | IndexModelMismatch | IndexAlreadyRunning | WeaviateStartError):
+    if isinstance(
+        exc, ConfigError | StoreUnavailable | IndexModelMismatch | IndexAlreadyRunning | WeaviateServerError
+    ):
         return str(exc)
     if isinstance(exc, SQLAlchemyError):
         return f"The conversation database failed: {exc.__class__.__name__}: {exc}. Check DATABASE_URL."

@@ -1,4 +1,4 @@
-"""The `serve` HTTP server: health, Prometheus metrics, the ChatKit protocol, and extra routes (Slack events)."""
+"""The `serve` HTTP server: health, Prometheus metrics, the ChatKit protocol, and Slack events."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from chatkit.server import ChatKitServer, StreamingResult
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import SecretStr
 
+from services.chat_store import RequestContext
 from services.metrics import REGISTRY
 
 log = logging.getLogger(__name__)
@@ -43,11 +44,15 @@ def build_http_app(
             return web.json_response({"error": "missing or wrong bearer token"}, status=401)
         payload = await request.read()
         try:
-            result = await chatkit_server.process(payload, {"user_id": request.headers.get("X-User-Id")})
+            result = await chatkit_server.process(
+                payload, RequestContext(user_id=request.headers.get("X-User-Id"))
+            )
         except ValueError as exc:  # pydantic's ValidationError is a ValueError: a malformed request
             return web.json_response({"error": f"invalid ChatKit request: {exc}"}, status=400)
         if isinstance(result, StreamingResult):
-            response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+            response = web.StreamResponse(
+                headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+            )
             await response.prepare(request)
             async for chunk in result:
                 await response.write(chunk)

@@ -12,7 +12,10 @@ from services.ask_events import Answer, AskEvent, AskFailed, AskService, TextDel
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 ASKS = Counter(
-    "docsbot_asks_total", "Questions answered, by adapter and outcome.", ["adapter", "outcome"], registry=REGISTRY
+    "docsbot_asks_total",
+    "Questions answered, by adapter and outcome.",
+    ["adapter", "outcome"],
+    registry=REGISTRY,
 )
 ASK_SECONDS = Histogram(
     "docsbot_ask_seconds",
@@ -38,7 +41,9 @@ class MeteredAskService:
         self._inner = inner
         self._adapter = adapter
 
-    async def ask(self, conversation_key: str, text: str, *, user_id: str | None = None) -> AsyncIterator[AskEvent]:
+    async def ask(
+        self, conversation_key: str, text: str, *, user_id: str | None = None
+    ) -> AsyncIterator[AskEvent]:
         started = time.perf_counter()
         first_text = True
         outcome = "incomplete"

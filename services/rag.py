@@ -20,6 +20,8 @@ _FETCH_FACTOR = 4
 # Passages whose word sets overlap this much (Jaccard) are treated as the same passage.
 _DUPLICATE_JACCARD = 0.9
 _WORD = re.compile(r"\w+")
+# Longest run of chunks merged into one passage, so one passage cannot crowd out the others.
+_MAX_MERGED_CHUNKS = 4
 # Shortest shared text between neighbouring chunks that is taken for the chunk overlap.
 _MIN_OVERLAP = 16
 
@@ -84,7 +86,7 @@ def merge_adjacent(hits: Sequence[SearchHit]) -> list[Passage]:
     for chunks in by_document.values():
         run: list[SearchHit] = []
         for index in sorted(chunks):
-            if run and index != run[-1].chunk_index + 1:
+            if run and (index != run[-1].chunk_index + 1 or len(run) == _MAX_MERGED_CHUNKS):
                 passages.append(_passage_from_run(run))
                 run = []
             run.append(chunks[index])

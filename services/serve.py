@@ -57,7 +57,9 @@ async def _start_adapters(
     if settings.slack_enabled:
         from services.slack_bot import SlackBot
 
-        slack = SlackBot(settings, MeteredAskService(runtime.chat, "slack"), runtime.indexer, runtime.database.claim_event)
+        slack = SlackBot(
+            settings, MeteredAskService(runtime.chat, "slack"), runtime.indexer, runtime.database.claim_event
+        )
         stack.push_async_callback(slack.close)
         if settings.slack_signing_secret is not None:
             routes["/slack/events"] = slack.http_handler()

@@ -24,6 +24,7 @@ _FENCE = "```"
 
 _converter = SlackMarkdownConverter()
 _LINE_START_QUOTE = re.compile(r"^(\s*)&gt;", re.MULTILINE)
+_AUTOLINK = re.compile(r"<(https?://[^\s<>]+)>")
 
 
 def escape_mrkdwn(text: str) -> str:
@@ -33,6 +34,7 @@ def escape_mrkdwn(text: str) -> str:
 
 def to_mrkdwn(markdown: str) -> str:
     """Markdown (as the model writes it) to Slack mrkdwn; `<`, `>` and `&` in the text stay visible."""
+    markdown = _AUTOLINK.sub(r"[\1](\1)", markdown)  # <https://...> autolinks stay links
     escaped = _LINE_START_QUOTE.sub(r"\1>", escape_mrkdwn(markdown))  # keep `> quote` lines as quotes
     return _converter.convert(escaped).strip()
 

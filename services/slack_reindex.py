@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
@@ -20,8 +20,11 @@ from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from configs.config import Settings
-from services.indexer import IndexAlreadyRunning, Indexer, IndexProgress, IndexResult, IndexRunFailed
+from services.index_records import IndexAlreadyRunning, IndexProgress, IndexResult, IndexRunFailed
 from services.slack_format import escape_mrkdwn
+
+if TYPE_CHECKING:
+    from services.indexer import Indexer
 
 log = logging.getLogger(__name__)
 

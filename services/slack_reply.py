@@ -82,22 +82,28 @@ class ThreadReply:
                 )
                 self._status_shown = True
                 return
-            except SlackClientError as exc:
+            except Exception as exc:  # best effort: a refused status (or a network error) falls back
                 log.debug("assistant status refused (%s); using a reaction", _error_code(exc))
         if not self._reacted:
             self._reacted = True
             try:
-                await self.client.reactions_add(channel=self.channel, timestamp=self.message_ts, name=WORKING_REACTION)
-            except SlackClientError as exc:
+                await self.client.reactions_add(
+                    channel=self.channel, timestamp=self.message_ts, name=WORKING_REACTION
+                )
+            except Exception as exc:
                 log.warning("Could not add the working reaction: %s", _error_code(exc))
 
     async def _clear_working(self) -> None:
         try:
             if self._status_shown:
-                await self.client.assistant_threads_setStatus(channel_id=self.channel, thread_ts=self.thread_ts, status="")
+                await self.client.assistant_threads_setStatus(
+                    channel_id=self.channel, thread_ts=self.thread_ts, status=""
+                )
             if self._reacted:
-                await self.client.reactions_remove(channel=self.channel, timestamp=self.message_ts, name=WORKING_REACTION)
-        except SlackClientError as exc:
+                await self.client.reactions_remove(
+                    channel=self.channel, timestamp=self.message_ts, name=WORKING_REACTION
+                )
+        except Exception as exc:
             log.debug("Could not clear the working indicator: %s", _error_code(exc))
 
     # --- The reply -----------------------------------------------------------------------
@@ -108,7 +114,9 @@ class ThreadReply:
             if not finished:
                 await self.fail("the answer ended without a result. Please ask again.")
         except TimeoutError:
-            await self.fail(f"no progress for {self.idle_timeout:.0f} seconds, so I stopped waiting. Please retry.")
+            await self.fail(
+                f"no progress for {self.idle_timeout:.0f} seconds, so I stopped waiting. Please retry."
+            )
         except Exception as exc:
             log.exception("Answering in %s/%s failed", self.channel, self.thread_ts)
             await self.fail(_describe(exc))
@@ -232,17 +240,17 @@ class ThreadReply:
         """Close any open stream and say in the thread what went wrong."""
         try:
             await self._stop_stream()
-        except SlackClientError as exc:
+        except Exception as exc:
             log.warning("Could not close the stream: %s", _error_code(exc))
         try:
             await self.client.chat_postMessage(
                 channel=self.channel, thread_ts=self.thread_ts, text=failure_text(message)
             )
-        except SlackClientError:
+        except Exception:
             log.exception("Could not post the failure message in %s/%s", self.channel, self.thread_ts)
 
 
-def _error_code(exc: SlackClientError) -> str:
+def _error_code(exc: BaseException) -> str:
     if isinstance(exc, SlackApiError):
         return str(exc.response.get("error", exc))
     return str(exc)

@@ -218,7 +218,12 @@ def stream_events(response_id: str, item: TResponseOutputItem) -> list[TResponse
     elif isinstance(item, ResponseOutputMessage):
         text = cast(ResponseOutputText, item.content[0]).text
         events.append(_added(item.model_copy(update={"content": [], "status": "in_progress"})))
-        where = {"item_id": item.id, "output_index": 0, "content_index": 0, "sequence_number": 0}
+        where: dict[str, Any] = {
+            "item_id": item.id,
+            "output_index": 0,
+            "content_index": 0,
+            "sequence_number": 0,
+        }
         empty = ResponseOutputText(type="output_text", text="", annotations=[], logprobs=[])
         events.append(ResponseContentPartAddedEvent(type="response.content_part.added", part=empty, **where))
         for piece in _pieces(text):

@@ -25,8 +25,13 @@ MakeSettings = Callable[..., Settings]
 
 @pytest.fixture(scope="session")
 async def weaviate_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[EmbeddedWeaviate]:
-    """A real Weaviate on free ports in a temp dir, shared by the whole session."""
-    server = EmbeddedWeaviate(DEFAULT_WEAVIATE_BINARY, tmp_path_factory.mktemp("weaviate"), startup_timeout=120)
+    """A real Weaviate on free ports in a temp dir, shared by the whole session.
+
+    It requires `api_key` (Weaviate's gRPC port listens on all interfaces); `make_settings` sets it.
+    """
+    server = EmbeddedWeaviate(
+        DEFAULT_WEAVIATE_BINARY, tmp_path_factory.mktemp("weaviate"), startup_timeout=120
+    )
     async with server:
         yield server
 
@@ -51,10 +56,11 @@ def make_settings(
             "data_dir": tmp_path,
             "weaviate_url": weaviate_server.url,
             "weaviate_grpc_url": weaviate_server.grpc_url,
+            "weaviate_api_key": weaviate_server.api_key,
             "weaviate_collection": "T" + uuid.uuid4().hex,
         }
         values.update(overrides)
-        return Settings(_env_file=None, **values)
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
     return make
 

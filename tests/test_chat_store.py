@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import glob
+import os
+import shutil
+import tempfile
+import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +23,9 @@ from chatkit.types import (
     UserMessageItem,
     UserMessageTextContent,
 )
+from sqlalchemy import text
 
+from data.weaviate_server import free_port
 from services.chat_store import RequestContext, SqlStore
 from services.database import Database
 from services.index_records import IndexFailure, IndexResult
@@ -30,9 +37,77 @@ def sqlite_dsn(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
 
 
+async def run(*command: str) -> None:
+    """Run a command (as the `postgres` user when we are root: initdb refuses root)."""
+    if os.geteuid() == 0:
+        command = ("runuser", "-u", "postgres", "--", *command)
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    output, _ = await process.communicate()
+    if process.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed ({process.returncode}): {output.decode()}")
+
+
+def postgres_bin(name: str) -> str:
+    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))), None)
+    if found is None:
+        raise AssertionError(f"PostgreSQL's `{name}` is missing: install the Debian package `postgresql`.")
+    return found
+
+
+@pytest.fixture(scope="module")
+async def postgres_dsn() -> AsyncIterator[str]:
+    """A throwaway PostgreSQL cluster (initdb + pg_ctl) on a free port, for this module.
+
+    Its folder is a fresh /tmp dir (pytest's tmp dirs are private to root, and the server runs
+    as `postgres` when the tests run as root).
+    """
+    root = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="docsbot-pg-"))
+    data, sockets = root / "data", root / "sockets"
+    await asyncio.to_thread(sockets.mkdir)
+    if os.geteuid() == 0:
+        for path in (root, sockets):
+            await asyncio.to_thread(shutil.chown, path, "postgres", "postgres")
+    port = free_port()
+    await run(postgres_bin("initdb"), "-D", str(data), "-U", "docsbot", "--auth=trust", "-E", "UTF8")
+    options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
+    log = str(root / "log.txt")
+    await run(postgres_bin("pg_ctl"), "-D", str(data), "-o", options, "-l", log, "-w", "start")
+    try:
+        yield f"postgresql+asyncpg://docsbot@127.0.0.1:{port}/postgres"
+    finally:
+        await run(postgres_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+        await asyncio.to_thread(shutil.rmtree, root, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def server_dsn(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test runs on SQLite and on PostgreSQL (the cluster starts only when needed)."""
+    if request.param == "sqlite":
+        return sqlite_dsn(tmp_path / "nested" / "chat.sqlite3")
+    return str(request.getfixturevalue("postgres_dsn"))
+
+
 @pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    db = Database(sqlite_dsn(tmp_path / "nested" / "chat.sqlite3"))
+async def dsn(server_dsn: str) -> str:
+    """A fresh database: the SQLite file, or a new database in the PostgreSQL cluster."""
+    if server_dsn.startswith("sqlite"):
+        return server_dsn
+    name = "t" + uuid.uuid4().hex
+    admin = Database(server_dsn)
+    try:
+        async with admin.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(f"CREATE DATABASE {name}"))
+    finally:
+        await admin.dispose()
+    return server_dsn.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture
+async def database(dsn: str) -> AsyncIterator[Database]:
+    db = Database(dsn)
     await db.create()
     yield db
     await db.dispose()
@@ -62,9 +137,23 @@ def assistant_item(item_id: str, thread_id: str, text: str) -> AssistantMessageI
     )
 
 
-async def test_create_makes_the_sqlite_folder(tmp_path: Path, database: Database) -> None:
-    assert (tmp_path / "nested" / "chat.sqlite3").is_file()
-    assert await database.is_healthy()
+async def test_create_makes_the_sqlite_folder(tmp_path: Path) -> None:
+    database = Database(sqlite_dsn(tmp_path / "a" / "b" / "chat.sqlite3"))
+    await database.create()
+    try:
+        assert (tmp_path / "a" / "b" / "chat.sqlite3").is_file()
+        assert await database.is_healthy()
+    finally:
+        await database.dispose()
+
+
+async def test_unreachable_database_is_unhealthy() -> None:
+    database = Database(f"postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/none")
+    try:
+        assert not await database.is_healthy()
+        assert "127.0.0.1" in database.display_url
+    finally:
+        await database.dispose()
 
 
 async def test_threads_crud_and_pagination(database: Database) -> None:
@@ -142,8 +231,7 @@ async def test_attachments_crud(database: Database) -> None:
         await store.load_attachment("atc_1", CTX)
 
 
-async def test_data_survives_a_restart(tmp_path: Path) -> None:
-    dsn = sqlite_dsn(tmp_path / "restart.sqlite3")
+async def test_data_survives_a_restart(dsn: str) -> None:
     first = Database(dsn)
     await first.create()
     store = SqlStore(first)

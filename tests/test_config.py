@@ -54,7 +54,9 @@ def test_lists_and_secrets_from_environment(clean_env: Path, monkeypatch: pytest
     assert settings.use_responses_api  # OpenAI itself: Responses API
 
 
-def test_other_endpoints_default_to_chat_completions(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_other_endpoints_default_to_chat_completions(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", "http://localhost:11434/v1")
     settings = load_settings()
     assert settings.llm_configured and not settings.use_responses_api

@@ -1,0 +1,90 @@
+"""`python -m bench` (or `make bench`): run every benchmark and write docs/benchmarks.md.
+
+    python -m bench                      # everything (about 30-40 min on 2 cores)
+    python -m bench --parts quality,report --quick
+    python -m bench --parts report       # re-render docs/benchmarks.md from saved results
+
+Parts: dataset (build the query sets if missing), ingest (ours: indexer vs bare embedder,
+unchanged re-index), peers (LlamaIndex, LangChain), quality (the sweep), latency (`ask` at
+1/10/50 concurrent conversations), memory (`serve` peak RSS), report. One Weaviate server is
+started for the whole run; results are kept in bench/.work/results/*.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+
+from bench import build_dataset, ingest, latency, memory, quality, report
+from bench.dataset import DATASETS_DIR, Dataset, load_dataset
+from bench.engine import CachedEmbedder, Engine, start_server
+from bench.machine import describe
+from data.embeddings import LocalOnnxEmbedder
+
+PARTS = ("dataset", "ingest", "peers", "quality", "latency", "memory", "report")
+SERVER_PARTS = {"ingest", "peers", "quality", "latency", "memory"}
+
+
+async def run(parts: list[str], names: list[str], quick: bool) -> None:
+    if "dataset" in parts:
+        missing = [n for n in names if not (DATASETS_DIR / n / "queries.jsonl").is_file()]
+        if missing:
+            build_dataset.main(missing)
+    datasets: list[Dataset] = [load_dataset(n) for n in names]
+    primary = datasets[0]
+    if SERVER_PARTS & set(parts):
+        machine = describe()
+        started = time.perf_counter()
+        async with start_server() as server:
+            cache = CachedEmbedder(LocalOnnxEmbedder())
+            engine = Engine(server, cache)
+            try:
+                if "ingest" in parts:
+                    print("ingest: ours", flush=True)
+                    quality.save("ingest", {"ours": await ingest.ours(engine, datasets, cache)})
+                if "peers" in parts:
+                    print("ingest: peers", flush=True)
+                    speed, runs = await ingest.peers(server, datasets)
+                    quality.save("peers", {"speed": speed, "runs": runs})
+                if "quality" in parts:
+                    print("quality sweep", flush=True)
+                    quality.save("quality", await quality.sweep(engine, datasets, quick=quick))
+                if {"latency", "memory"} & set(parts):
+                    await engine.ensure_index(primary, quality.BASE_INDEX)
+                if "latency" in parts:
+                    print("latency", flush=True)
+                    quality.save("latency", await latency.measure(server, primary, quick=quick))
+                if "memory" in parts:
+                    print("memory", flush=True)
+                    quality.save("memory", await memory.measure(server, primary))
+            finally:
+                await engine.close()
+        machine["load_average_at_end"] = os.getloadavg()
+        machine["run_minutes"] = round((time.perf_counter() - started) / 60, 1)
+        machine["parts"] = parts
+        quality.save("machine", machine)
+    if "report" in parts:
+        path = report.write(datasets)
+        print(f"wrote {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument(
+        "--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}"
+    )
+    parser.add_argument("--datasets", default="django,python", help="comma-separated: django,python")
+    parser.add_argument("--quick", action="store_true", help="fewer configurations and asks (a smoke run)")
+    args = parser.parse_args()
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown parts: {', '.join(sorted(unknown))} (choose from {', '.join(PARTS)})")
+    asyncio.run(run(parts, [n.strip() for n in args.datasets.split(",") if n.strip()], args.quick))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""Ingestion speed: the project's indexer against the bare embedder on the same chunks, the
+unchanged re-index, and the peers (LlamaIndex, LangChain) on the same corpus, embedder and server.
+
+Speed is always measured with the bare `LocalOnnxEmbedder` (no cache).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.dataset import WORK_DIR, Dataset
+from bench.engine import CachedEmbedder, Engine
+from bench.quality import BASE_INDEX, run_record
+from bench.venvs import installed_versions, peer_python
+from data.embeddings import LocalOnnxEmbedder
+from data.records import Chunk
+from data.weaviate_server import EmbeddedWeaviate
+from services.chunking import chunk_document
+from services.document_loader import ParsedDocument, parse_document
+
+ROOT = Path(__file__).resolve().parent.parent
+PEER_PACKAGES = {
+    "llamaindex": ["llama-index-core", "llama-index-vector-stores-weaviate", "weaviate-client"],
+    "langchain": ["langchain-core", "langchain-text-splitters", "langchain-weaviate", "weaviate-client"],
+}
+
+
+def chunks_of(dataset: Dataset, engine: Engine) -> list[Chunk]:
+    """The chunks the indexer makes of the corpus (same loader, same chunker, same settings)."""
+    settings = engine.settings(dataset.name, BASE_INDEX)
+    chunks: list[Chunk] = []
+    for path in sorted(p for p in dataset.corpus.rglob("*") if p.is_file()):
+        document = parse_document(path)
+        if isinstance(document, ParsedDocument):
+            chunks.extend(chunk_document(document, settings))
+    return chunks
+
+
+async def ours(
+    engine: Engine, datasets: Sequence[Dataset], cache: CachedEmbedder | None
+) -> list[dict[str, Any]]:
+    """Full index, bare embedder on the same chunks, then an incremental run with nothing changed."""
+    embedder = LocalOnnxEmbedder()
+    await embedder.warm_up()
+    await embedder.embed_documents(["warm-up"] * 8)
+    rows = []
+    for dataset in datasets:
+        full = await engine.ensure_index(dataset, BASE_INDEX, embedder=embedder)
+        chunks = await asyncio.to_thread(chunks_of, dataset, engine)
+        texts = [c.embed_text for c in chunks]
+        started = time.perf_counter()
+        vectors = await embedder.embed_documents(texts)
+        raw_seconds = time.perf_counter() - started
+        if cache is not None:  # the quality sweep and reruns reuse these vectors
+            await asyncio.to_thread(
+                cache._put, [(cache._key(t), v) for t, v in zip(texts, vectors, strict=True)]
+            )
+        before = embedder.texts_embedded
+        again = await engine.reindex(dataset, BASE_INDEX, embedder)
+        rows.append(
+            {
+                "dataset": dataset.name,
+                "documents": full.seen,
+                "failed": full.failed,
+                "chunks": full.chunks_written,
+                "seconds": full.seconds,
+                "embeddings": full.embeddings_computed,
+                "mean_chunk_chars": sum(len(c.text) for c in chunks) / max(1, len(chunks)),
+                "raw_chunks": len(texts),
+                "raw_seconds": raw_seconds,
+                "reindex_seconds": again.seconds,
+                "reindex_embeddings": again.embeddings_computed,
+                "reindex_embedder_calls": embedder.texts_embedded - before,
+                "reindex_unchanged": again.unchanged,
+            }
+        )
+        print(f"  ours {dataset.name}: {json.dumps(rows[-1])}", flush=True)
+    return rows
+
+
+def _run_peer(name: str, server: EmbeddedWeaviate, datasets: Sequence[Dataset]) -> dict[str, Any]:
+    python = peer_python(name)
+    out = WORK_DIR / "results" / f"peer-{name}-raw.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    args = {
+        "http_port": server.http_port,
+        "grpc_port": server.grpc_port,
+        "datasets": [
+            {"name": d.name, "corpus": str(d.corpus), "queries": str(d.root / "queries.jsonl")}
+            for d in datasets
+        ],
+        "chunk_size": BASE_INDEX.chunk_size,  # LangChain: characters, like ours
+        "chunk_overlap": BASE_INDEX.chunk_overlap,
+        "tokens": 250,  # LlamaIndex splits by tokens: ~1,000 characters of English
+        "overlap_tokens": 40,
+        "out": str(out),
+    }
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    started = time.perf_counter()
+    subprocess.run(
+        [str(python), str(ROOT / "bench" / f"peer_{name}.py"), json.dumps(args)],
+        check=True,
+        env=env,
+        cwd=ROOT,
+    )
+    result: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    result["wall_seconds"] = time.perf_counter() - started
+    result["versions"] = installed_versions(name, PEER_PACKAGES[name])
+    return result
+
+
+async def peers(
+    server: EmbeddedWeaviate, datasets: Sequence[Dataset], names: Sequence[str] = ("llamaindex", "langchain")
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Run each peer in its virtualenv; returns (speed results, quality runs)."""
+    speed: dict[str, Any] = {}
+    runs: list[dict[str, Any]] = []
+    by_name = {d.name: d for d in datasets}
+    for name in names:
+        print(f"  peer {name}…", flush=True)
+        result = await asyncio.to_thread(_run_peer, name, server, datasets)
+        retrieval = result.pop("retrieval")
+        speed[name] = result
+        for dataset_name, texts in retrieval.items():
+            label = (
+                "LlamaIndex default retriever (vector)"
+                if name == "llamaindex"
+                else ("LangChain similarity_search (Weaviate hybrid, client defaults)")
+            )
+            runs.append(run_record(name, by_name[dataset_name], label, texts, {}))
+    return speed, runs

@@ -1,0 +1,165 @@
+"""`ask` latency through the chatkit service (`ChatService.ask`) with the offline model, at several
+numbers of concurrent conversations, split into embedding the query, the Weaviate query, and the
+rest (agent, chatkit, conversation store). The split is measured by wrapping the embedder and the
+store the retriever uses; a per-ask accumulator travels in a context variable (tasks the service
+starts inherit it)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bench.dataset import WORK_DIR, Dataset
+from bench.engine import bench_settings
+from bench.quality import BASE_INDEX
+from data.embeddings import LocalOnnxEmbedder
+from data.records import SearchHit
+from data.vector_store import Fusion, WeaviateVectorStore
+from data.weaviate_server import EmbeddedWeaviate
+from services.ask_events import Answer, AskFailed
+from services.chatkit_service import create_chat_service
+from services.database import Database
+from services.rag import Retriever
+
+LEVELS = (1, 10, 50)
+TURNS = {1: 60, 10: 8, 50: 3}  # asks per conversation: 60, 80 and 150 asks in all
+
+
+@dataclass
+class Spent:
+    embedding: float = 0.0
+    weaviate: float = 0.0
+
+
+_SPENT: contextvars.ContextVar[Spent | None] = contextvars.ContextVar("bench_spent", default=None)
+
+
+class TimedEmbedder:
+    """The embedder, timing `embed_query` into the current ask (waiting for the model included)."""
+
+    def __init__(self, inner: LocalOnnxEmbedder) -> None:
+        self.inner = inner
+        self.model_id = inner.model_id
+        self.dimension = inner.dimension
+
+    async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        return await self.inner.embed_documents(texts)
+
+    async def embed_query(self, text: str) -> list[float]:
+        started = time.perf_counter()
+        try:
+            return await self.inner.embed_query(text)
+        finally:
+            if (spent := _SPENT.get()) is not None:
+                spent.embedding += time.perf_counter() - started
+
+
+class TimedStore:
+    """The vector store, timing `search` into the current ask."""
+
+    def __init__(self, inner: WeaviateVectorStore) -> None:
+        self.inner = inner
+
+    async def search(
+        self, query: str, vector: Sequence[float], *, model_id: str, limit: int, alpha: float, fusion: Fusion
+    ) -> list[SearchHit]:
+        started = time.perf_counter()
+        try:
+            return await self.inner.search(
+                query, vector, model_id=model_id, limit=limit, alpha=alpha, fusion=fusion
+            )
+        finally:
+            if (spent := _SPENT.get()) is not None:
+                spent.weaviate += time.perf_counter() - started
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def _percentiles(values: Sequence[float]) -> dict[str, float]:
+    data = np.asarray(values, dtype=float) * 1000.0
+    p50, p95, p99 = np.percentile(data, [50, 95, 99])
+    return {"p50_ms": float(p50), "p95_ms": float(p95), "p99_ms": float(p99), "mean_ms": float(data.mean())}
+
+
+async def measure(
+    server: EmbeddedWeaviate, dataset: Dataset, levels: Sequence[int] = LEVELS, quick: bool = False
+) -> dict[str, Any]:
+    """Each level: `level` conversations asking `TURNS[level]` questions each, all at once."""
+    data_dir = WORK_DIR / "latency"
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    settings = bench_settings(server, BASE_INDEX.collection(dataset.name), data_dir=data_dir)
+    data_dir.mkdir(parents=True)
+    store = WeaviateVectorStore(settings)
+    await store.connect()
+    database = Database(settings.database_dsn)
+    await database.create()
+    inner = LocalOnnxEmbedder(batch_size=settings.embedding_batch_size)
+    await inner.warm_up()
+    retriever = Retriever(settings, TimedStore(store), TimedEmbedder(inner))
+    chat = await create_chat_service(settings, retriever, database)
+    questions = [q.query for q in dataset.queries]
+    results: dict[str, Any] = {"dataset": dataset.name, "levels": []}
+    try:
+        await _ask(chat, "bench:warm-up", questions[0])
+        for level in levels:
+            turns = TURNS.get(level, 3) if not quick else max(2, TURNS.get(level, 3) // 3)
+            samples: list[tuple[float, Spent, bool]] = []
+
+            async def conversation(
+                number: int, level: int = level, turns: int = turns, samples: list[Any] = samples
+            ) -> None:
+                for turn in range(turns):
+                    question = questions[(number * turns + turn) % len(questions)]
+                    samples.append(await _ask(chat, f"bench:{level}:{number}", question))
+
+            started = time.perf_counter()
+            await asyncio.gather(*(conversation(n) for n in range(level)))
+            wall = time.perf_counter() - started
+            totals = [t for t, _, _ in samples]
+            rest_share = [max(0.0, t - s.embedding - s.weaviate) / t for t, s, _ in samples]
+            results["levels"].append(
+                {
+                    "concurrency": level,
+                    "asks": len(samples),
+                    "failed": sum(not ok for _, _, ok in samples),
+                    "wall_seconds": wall,
+                    "asks_per_second": len(samples) / wall,
+                    "total": _percentiles(totals),
+                    "embedding": _percentiles([s.embedding for _, s, _ in samples]),
+                    "weaviate": _percentiles([s.weaviate for _, s, _ in samples]),
+                    "rest": _percentiles([max(0.0, t - s.embedding - s.weaviate) for t, s, _ in samples]),
+                    "rest_share_p50": float(np.median(rest_share)),
+                    "rest_share_of_sum": sum(t - s.embedding - s.weaviate for t, s, _ in samples)
+                    / sum(totals),
+                }
+            )
+            print(f"  latency c={level}: {results['levels'][-1]['total']}", flush=True)
+    finally:
+        await database.dispose()
+        await store.close()
+    return results
+
+
+async def _ask(chat: Any, key: str, question: str) -> tuple[float, Spent, bool]:
+    spent = Spent()
+    token = _SPENT.set(spent)
+    started = time.perf_counter()
+    ok = False
+    try:
+        async for event in chat.ask(key, question):
+            if isinstance(event, Answer):
+                ok = True
+            if isinstance(event, Answer | AskFailed):
+                break
+    finally:
+        _SPENT.reset(token)
+    return time.perf_counter() - started, spent, ok

@@ -1,0 +1,115 @@
+"""The fixed prose of docs/benchmarks.md: how to run, how the sets are built, how results are judged."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from bench.dataset import MIN_WORDS, Dataset
+
+
+def intro(machine: dict[str, Any] | None, datasets: Sequence[Dataset]) -> list[str]:
+    lines = [
+        "# Benchmarks\n",
+        "Measured by hand, never in unit tests. One command runs everything and rewrites this page:\n",
+        "```sh\nmake bench            # = .venv/bin/python -m bench\n"
+        "python -m bench --parts quality,report   # a subset (parts: dataset, ingest, peers, quality, "
+        "latency, memory, report)\n```\n",
+        "The bench starts one Weaviate server (the project's `EmbeddedWeaviate`, v1.39.3) for the whole run, "
+        "drives the project's own `Indexer` and `Retriever` (the code behind `main.py index` and "
+        "`main.py search`), runs the peers in their own virtualenvs under `bench/.venvs/` (created on first "
+        "use), and keeps raw results in `bench/.work/results/`.\n",
+    ]
+    if machine:
+        lines += [
+            "| machine | |",
+            "|---|---|",
+            f"| date | {machine['date_utc']} (run took {machine.get('run_minutes', '?')} min) |",
+            f"| CPU | {machine['cpu_model']}, {machine['cores']} cores (shared) |",
+            f"| memory | {machine['memory_gib']} GiB |",
+            f"| load average at start / end | {_load(machine.get('load_average_at_start'))} / "
+            f"{_load(machine.get('load_average_at_end'))} |",
+            f"| software | Python {machine['python']}, onnxruntime {machine['onnxruntime']}, numpy "
+            f"{machine['numpy']}, weaviate-client {machine['weaviate_client']}, Weaviate "
+            f"{machine['weaviate_server']}, commit {machine['git_commit']} |",
+            "",
+        ]
+    lines += [
+        "| query set | format | source package | documents | queries (FAQ + question headings) | "
+        "answer sentences / query |",
+        "|---|---|---|---|---|---|",
+    ]
+    for d in datasets:
+        m = d.manifest
+        lines.append(
+            f"| {d.name} | {m['format']} | `{m['package']}` {m['package_version']} | {m['documents']} | "
+            f"{m['queries']} ({m['queries_faq']} + {m['queries_heading']}) | {m['answer_sentences_mean']} |"
+        )
+    lines.append("")
+    return lines
+
+
+def _load(value: Any) -> str:
+    return "?" if not value else ", ".join(f"{v:.1f}" for v in value)
+
+
+METHOD = f"""## How the query sets are built
+
+`python -m bench.build_dataset` (run by `python -m bench` when the sets are missing) builds both
+sets into `bench/.work/datasets/` from documentation Debian ships, so it runs offline. It installs
+the packages with `apt-get` when they are missing and it runs as root; otherwise it stops and
+prints the command: `apt-get update && apt-get install -y python-django-doc python3.11-doc`.
+
+- **django** (HTML): the Django 3.2 documentation of `python-django-doc`
+  (`/usr/share/doc/python-django-doc/html`), folders faq, howto, intro, misc, topics and ref
+  (release notes and internals left out to keep re-indexing affordable). Each page is reduced to
+  its main content (`div#yui-main` sections, the page title kept as `<title>`). Queries: every leaf
+  section of the FAQ pages (its heading is the question) and every section elsewhere whose heading
+  ends with "?". The question heading is **removed from the indexed page**, and so is any link or
+  table-of-contents entry whose text is a question (the FAQ index lists them all), so a query
+  cannot match its own title.
+- **python** (reStructuredText): the Sphinx sources of the Python 3.11 documentation in
+  `python3.11-doc` (`/usr/share/doc/python3.11/html/_sources/*.rst.txt`, written as `.rst`),
+  folders faq, tutorial, howto, using, extending, reference and installing (the library reference,
+  C API and What's New left out for the same reason). Queries: leaf sections of the FAQ files and
+  question-shaped headings elsewhere; their title and underline are removed from the indexed file.
+
+**Answers.** A query's answer is the set of sentences of its section's own prose (paragraphs and
+list items; code blocks, directives and nested sections excluded; for reST, sentences carrying inline
+markup are skipped so the judgement does not depend on how a renderer prints a role) that have at least
+{MIN_WORDS} words and occur **exactly once in the whole corpus** after normalisation (lower case,
+only letters and digits, single spaces). Sections left with no such sentence are dropped (counted
+in each set's manifest.json).
+
+**Relevance.** A returned passage is relevant when its normalised text contains a whole answer
+sentence. This holds whatever the chunking (and for any system that returns text, so the peers are
+judged the same way).
+
+**Metrics** (top 10 results per query):
+- Recall@10: share of the answer's sentences contained in the top 10;
+- nDCG@10: each result gains the share of answer sentences it adds (not in earlier results),
+  discounted by 1/log2(rank+1); the ideal is one passage with the whole answer at rank 1, so the
+  ideal DCG is 1 whatever the chunking;
+- MRR@10: 1/rank of the first relevant result.
+
+Intervals are 95% percentile-bootstrap intervals over queries (2,000 resamples, fixed seed);
+differences between two configurations are paired bootstraps of per-query differences, and are
+called *noise* when the interval contains 0. Scores are pooled over both sets (each query counts
+once); the per-set nDCG@10 columns show where a configuration wins. With about 200 queries an
+interval is roughly ±0.05, so differences below ~0.03 are rarely meaningful.
+
+Our search path is `Retriever.search(query, k=10)`: Weaviate hybrid search (alpha, fusion), then
+adjacent chunks of a document merged and near-duplicates dropped, exactly as `main.py search`.
+"Context chars" is the mean total length of the 10 passages (what an LLM would read).
+"""
+
+RERANKER = """## Reranker
+
+No cross-encoder that runs offline from a package could be found, so no reranker is in the sweep.
+How we looked: `grep -iE "rerank|cross-?encoder|ms-?marco|tinybert|bge-reranker|minilm"` over the
+PyPI package list in `/work/.library/env/packages/pypi.tsv` (193 names mention reranking): every
+candidate either calls a hosted API (Cohere, Voyage, Jina, Mixedbread), needs PyTorch /
+sentence-transformers with weights from the Hugging Face hub, or downloads its ONNX file at run time.
+The most likely one, `flashrank` 0.2.10, ships a 14 KB wheel whose `Config.py` fetches
+`ms-marco-TinyBERT-L-2-v2` from huggingface.co on first use, which this offline machine cannot reach.
+"""

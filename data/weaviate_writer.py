@@ -1,0 +1,168 @@
+"""Writes one index generation: chunks with vectors, and the document registry beside them.
+
+Every batch result is checked: Weaviate reports per-object failures in the response instead of
+raising, and silently dropped chunks would make answers quietly incomplete.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from weaviate.classes.data import DataObject
+from weaviate.classes.query import Filter
+from weaviate.collections import CollectionAsync
+from weaviate.collections.classes.batch import BatchObjectReturn
+from weaviate.collections.classes.filters import _Filters
+from weaviate.exceptions import WeaviateInsertManyAllFailedError
+
+from data.records import Chunk, DocumentState
+from data.weaviate_schema import (
+    STATE_PROPERTIES,
+    chunk_properties,
+    chunk_uuid,
+    document_uuid,
+    registry_name,
+    state_from_properties,
+    state_properties,
+)
+
+if TYPE_CHECKING:
+    from data.vector_store import WeaviateVectorStore
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_WRITE_BATCH = 200  # objects per gRPC batch request
+_FILTER_BATCH = 100  # documents per delete filter
+
+
+class IndexWriteError(Exception):
+    """Weaviate rejected a write; the message carries Weaviate's first error messages."""
+
+
+def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """Consecutive slices of at most `size` items (itertools.batched is 3.12+)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _raise_batch_errors(result: BatchObjectReturn, what: str, collection: str) -> None:
+    if not result.has_errors:
+        return
+    messages = list(dict.fromkeys(result.errors[i].message for i in sorted(result.errors)))
+    raise IndexWriteError(
+        f"Weaviate rejected {len(result.errors)} {what} in {collection}: " + "; ".join(messages[:3])
+    )
+
+
+class WeaviateIndexWriter:
+    """`IndexWriter` for one generation; chunks and document states live side by side."""
+
+    def __init__(self, store: WeaviateVectorStore, physical: str, *, rebuild: bool) -> None:
+        self.collection = physical
+        self.rebuild = rebuild
+        self._store = store
+        self._finished = False
+
+    async def _collections(self) -> tuple[CollectionAsync, CollectionAsync]:
+        client = await self._store.client()
+        return client.collections.use(self.collection), client.collections.use(registry_name(self.collection))
+
+    async def document_states(self) -> dict[str, DocumentState]:
+        """Every document this generation has recorded."""
+        _, registry = await self._collections()
+        states: dict[str, DocumentState] = {}
+        async for obj in registry.iterator(return_properties=STATE_PROPERTIES):
+            state = state_from_properties(dict(obj.properties))
+            states[state.document_id] = state
+        return states
+
+    async def write_chunks(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:
+        """Upsert chunks (deterministic uuids) and raise on the first rejected batch."""
+        if len(chunks) != len(vectors):
+            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        collection, _ = await self._collections()
+        objects = [
+            DataObject(
+                properties=chunk_properties(c), uuid=chunk_uuid(c.document_id, c.chunk_index), vector=list(v)
+            )
+            for c, v in zip(chunks, vectors, strict=True)
+        ]
+        await _insert(collection, objects, "chunks", self.collection)
+
+    async def finish_documents(self, states: Sequence[DocumentState]) -> None:
+        """Drop chunks past each document's new end, then record the states (in that order)."""
+        collection, registry = await self._collections()
+        for group in batched(states, _FILTER_BATCH):
+            stale = Filter.any_of(
+                [
+                    Filter.by_property("document_id").equal(s.document_id)
+                    & Filter.by_property("chunk_index").greater_or_equal(s.chunk_count)
+                    for s in group
+                ]
+            )
+            await _delete_where(collection, stale, self.collection)
+        objects = [
+            DataObject(properties=state_properties(s), uuid=document_uuid(s.document_id)) for s in states
+        ]
+        await _insert(registry, objects, "document states", registry_name(self.collection))
+
+    async def delete_documents(self, document_ids: Sequence[str]) -> None:
+        """Remove chunks first, then states: an interrupted delete is redone by the next run."""
+        collection, registry = await self._collections()
+        for group in batched(document_ids, _FILTER_BATCH):
+            where = Filter.by_property("document_id").contains_any(list(group))
+            await _delete_where(collection, where, self.collection)
+            await _delete_where(registry, where, registry_name(self.collection))
+
+    async def commit(self) -> None:
+        """Rebuild: swap the alias to this generation, then drop the previous one."""
+        if self._finished:
+            return
+        self._finished = True
+        if not self.rebuild:
+            return
+        client = await self._store.client()
+        if not await client.collections.exists(self.collection):
+            raise IndexWriteError(
+                f"The new index generation {self.collection} is gone (did another rebuild run at the same "
+                "time?); the previous index keeps serving. Run the rebuild again."
+            )
+        previous = await self._store.serving_collection()
+        await self._store.point_alias(self.collection)
+        logger.info("Alias %s now serves %s", self._store.alias, self.collection)
+        if previous is not None and previous != self.collection:
+            await self._store.drop_generation(previous)
+
+    async def abort(self) -> None:
+        """Rebuild: drop the unfinished generation; the serving one is untouched."""
+        if self._finished:
+            return
+        self._finished = True
+        if self.rebuild:
+            await self._store.drop_generation(self.collection)
+
+
+async def _insert(
+    collection: CollectionAsync, objects: list[DataObject[Any, Any]], what: str, name: str
+) -> None:
+    for batch in batched(objects, _WRITE_BATCH):
+        try:
+            result = await collection.data.insert_many(list(batch))
+        except WeaviateInsertManyAllFailedError as exc:
+            raise IndexWriteError(
+                f"Weaviate rejected all {len(batch)} {what} in {name}: {exc.message}"
+            ) from exc
+        _raise_batch_errors(result, what, name)
+
+
+async def _delete_where(collection: CollectionAsync, where: _Filters, name: str) -> None:
+    """Delete everything matching (repeating: one call deletes at most the server's query limit)."""
+    while True:
+        result = await collection.data.delete_many(where=where)
+        if result.failed:
+            raise IndexWriteError(f"Weaviate failed to delete {result.failed} objects from {name}")
+        if result.matches == 0 or result.successful == 0:
+            return

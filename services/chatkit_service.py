@@ -1,0 +1,349 @@
+"""The conversation service: a chatkit server that answers from the docs, and the `AskService` on top.
+
+`DocsChatKitServer` serves POST /chatkit and owns how a turn runs: thread history -> agent input,
+`Runner.run_streamed`, chatkit events. `ChatService` (what Slack, Discord and the console use)
+sends each message through that same server, so every conversation is an ordinary chatkit thread
+stored by chatkit's own machinery, whichever way it came in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, cast
+
+from agents import Agent, RunConfig, Runner, RunResultStreaming, StreamEvent
+from chatkit.agents import stream_agent_response
+from chatkit.errors import CustomStreamError
+from chatkit.server import ChatKitServer, NonStreamingResult, StreamingResult
+from chatkit.store import NotFoundError
+from chatkit.types import (
+    AssistantMessageContentPartAdded,
+    AssistantMessageContentPartTextDelta,
+    AssistantMessageItem,
+    ErrorEvent,
+    FeedbackKind,
+    InferenceOptions,
+    ProgressUpdateEvent,
+    ThreadAddUserMessageParams,
+    ThreadCreatedEvent,
+    ThreadCreateParams,
+    ThreadItem,
+    ThreadItemAddedEvent,
+    ThreadItemDoneEvent,
+    ThreadItemUpdatedEvent,
+    ThreadMetadata,
+    ThreadsAddUserMessageReq,
+    ThreadsCreateReq,
+    ThreadStreamEvent,
+    UserMessageInput,
+    UserMessageItem,
+    UserMessageTextContent,
+)
+from pydantic import TypeAdapter
+from sqlalchemy.exc import SQLAlchemyError
+
+from configs.config import Settings
+from services.ask_events import Answer, AskEvent, AskFailed, Status, TextDelta
+from services.chat_citations import annotate, cited_sources
+from services.chat_failures import DatabaseUnavailable, describe_failure
+from services.chat_store import RequestContext, SqlStore
+from services.database import Database
+from services.rag import Retriever
+from simple_agents.aagents import DocsAgentContext, DocsThreadItemConverter, build_agent, build_run_config
+
+log = logging.getLogger(__name__)
+
+STATUS_TEXT = "Searching the docs…"
+HISTORY_ITEMS = 40  # the latest items sent to the model; older turns are kept but not replayed
+TITLE_CHARS = 80
+INTERNAL_ERROR = (
+    "The answer could not be produced because of an internal error (see the server log). Try again."
+)
+NO_ANSWER = "The language model ended without an answer. Try asking again."
+_EVENT = TypeAdapter[ThreadStreamEvent](ThreadStreamEvent)
+
+
+class DocsChatKitServer(ChatKitServer[RequestContext]):
+    """chatkit server answering from the docs with the agent; also serves POST /chatkit."""
+
+    def __init__(self, settings: Settings, store: SqlStore, database: Database, agent: Agent[Any]) -> None:
+        super().__init__(store)
+        self.settings = settings
+        self.database = database
+        self.agent = agent
+        self.run_config: RunConfig = build_run_config(settings)
+        self.converter = DocsThreadItemConverter()
+
+    async def process(
+        self, request: str | bytes | bytearray, context: RequestContext | Mapping[str, Any] | None = None
+    ) -> StreamingResult | NonStreamingResult:
+        """Like chatkit's, also accepting a plain mapping (e.g. `{"user_id": ...}`) as context."""
+        return await super().process(request, as_request_context(context))
+
+    async def respond(
+        self, thread: ThreadMetadata, input_user_message: UserMessageItem | None, context: RequestContext
+    ) -> AsyncIterator[ThreadStreamEvent]:
+        """Run the agent over the thread history and stream its answer as chatkit events.
+
+        Failures become a `CustomStreamError` whose message says what went wrong and what to do;
+        chatkit turns it into an `error` event.
+        """
+        if thread.title is None and input_user_message is not None:
+            thread.title = _title(input_user_message)
+        agent_context = DocsAgentContext[RequestContext](
+            thread=thread, store=self.store, request_context=context
+        )
+        try:
+            agent_input = await self.converter.to_agent_input(await self._history(thread, context))
+        except Exception as exc:
+            raise self._stream_error(exc, thread) from exc
+        result = Runner.run_streamed(
+            self.agent, agent_input, context=agent_context, run_config=self.run_config
+        )
+        run = _TrappedRun(result)
+        timed_out = False
+
+        def expire() -> None:
+            nonlocal timed_out
+            timed_out = True
+            result.cancel()
+
+        timer = asyncio.get_running_loop().call_later(self.settings.llm_timeout_seconds, expire)
+        answered = False
+        try:
+            async for event in stream_agent_response(agent_context, cast(RunResultStreaming, run)):
+                if isinstance(event, ThreadItemDoneEvent) and isinstance(event.item, AssistantMessageItem):
+                    answered = True
+                    sources = cited_sources(_text(event.item), agent_context.passages)
+                    context.sources[:] = sources
+                    event = ThreadItemDoneEvent(item=annotate(event.item, sources))
+                yield event
+        finally:
+            timer.cancel()
+        if run.error is not None:
+            raise self._stream_error(run.error, thread) from run.error
+        if timed_out:
+            raise CustomStreamError(self.timeout_message, allow_retry=True)
+        if not answered:
+            raise CustomStreamError(NO_ANSWER, allow_retry=True)
+
+    def _stream_error(self, exc: Exception, thread: ThreadMetadata) -> CustomStreamError:
+        """The chatkit error event for `exc` (logged with its traceback when it looks like a bug)."""
+        failure = describe_failure(exc, self.settings)
+        if not failure.expected:
+            log.error("Answering in thread %s failed", thread.id, exc_info=exc)
+        return CustomStreamError(failure.message, allow_retry=True)
+
+    @property
+    def timeout_message(self) -> str:
+        seconds = self.settings.llm_timeout_seconds
+        return (
+            f"The language model did not finish within {seconds:g} seconds (LLM_TIMEOUT_SECONDS). "
+            "Try again, ask a narrower question, or raise LLM_TIMEOUT_SECONDS."
+        )
+
+    async def _history(self, thread: ThreadMetadata, context: RequestContext) -> list[ThreadItem]:
+        """The latest `HISTORY_ITEMS` items, oldest first (the new user message is already stored)."""
+        page = await self.store.load_thread_items(thread.id, None, HISTORY_ITEMS, "desc", context)
+        return list(reversed(page.data))
+
+    async def add_feedback(
+        self, thread_id: str, item_ids: list[str], feedback: FeedbackKind, context: RequestContext
+    ) -> None:
+        """👍/👎 from a ChatKit client, stored like the chat adapters' feedback."""
+        user_id = as_request_context(context).user_id
+        for item_id in item_ids:
+            await self.database.add_feedback(
+                item_id, positive=feedback == "positive", user_id=user_id, thread_id=thread_id
+            )
+
+
+class ChatService:
+    """The `AskService` for the chat adapters, on top of `DocsChatKitServer`."""
+
+    def __init__(self, settings: Settings, database: Database, server: DocsChatKitServer) -> None:
+        self.settings = settings
+        self.database = database
+        self.server = server
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    async def ask(
+        self, conversation_key: str, text: str, *, user_id: str | None = None
+    ) -> AsyncIterator[AskEvent]:
+        """Status at once, then text deltas, then `Answer`; any failure ends in `AskFailed`."""
+        yield Status(STATUS_TEXT)
+        if not text.strip():
+            yield AskFailed("The message is empty: type a question about the documents.")
+            return
+        lock = self._locks.get(conversation_key)
+        if lock is None:
+            lock = self._locks[conversation_key] = asyncio.Lock()
+        async with lock:  # one turn at a time per conversation keeps the history in order
+            async for event in self._turn(conversation_key, text.strip(), RequestContext(user_id=user_id)):
+                yield event
+
+    async def _turn(self, key: str, text: str, context: RequestContext) -> AsyncIterator[AskEvent]:
+        queue: asyncio.Queue[ThreadStreamEvent | BaseException | None] = asyncio.Queue()
+        producer = asyncio.create_task(self._pump(key, text, context, queue))
+        loop = asyncio.get_running_loop()
+        # The server enforces LLM_TIMEOUT_SECONDS on the model; this also bounds store and database.
+        deadline = loop.time() + self.settings.llm_timeout_seconds + 30
+        answers: list[AssistantMessageItem] = []
+        thread_id = ""
+        streaming = False
+        failure: str | None = None  # reported once chatkit has finished its bookkeeping
+        try:
+            while True:
+                try:
+                    item = await asyncio.wait_for(queue.get(), max(0.0, deadline - loop.time()))
+                except TimeoutError:
+                    yield AskFailed(self.server.timeout_message)
+                    return
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    yield AskFailed(describe_failure(item, self.settings).message)
+                    return
+                match item:
+                    case ThreadCreatedEvent():
+                        thread_id = item.thread.id
+                    case ThreadItemDoneEvent(item=UserMessageItem() as user_item):
+                        thread_id = user_item.thread_id
+                    case ProgressUpdateEvent(text=progress) if not streaming and progress:
+                        yield Status(progress)
+                    case ThreadItemUpdatedEvent(update=AssistantMessageContentPartTextDelta(delta=delta)):
+                        if delta:
+                            streaming = True
+                            yield TextDelta(delta)
+                    case ThreadItemAddedEvent(item=AssistantMessageItem()) if answers and streaming:
+                        yield TextDelta("\n\n")  # Answer.text joins several messages the same way
+                    case ThreadItemUpdatedEvent(update=AssistantMessageContentPartAdded(content=content)):
+                        if content.text:
+                            streaming = True
+                            yield TextDelta(content.text)
+                    case ThreadItemDoneEvent(item=AssistantMessageItem() as answer):
+                        answers.append(answer)
+                    case ErrorEvent(message=message):
+                        failure = failure or message or INTERNAL_ERROR
+            if failure is not None or not answers:
+                yield AskFailed(failure or NO_ANSWER)
+                return
+            yield Answer(
+                text="\n\n".join(text for text in map(_text, answers) if text),
+                sources=list(context.sources),
+                answer_id=answers[-1].id,
+                thread_id=thread_id or answers[-1].thread_id,
+                from_language_model=self.settings.llm_configured,
+            )
+        finally:
+            producer.cancel()
+            await asyncio.gather(producer, return_exceptions=True)
+
+    async def _pump(
+        self,
+        key: str,
+        text: str,
+        context: RequestContext,
+        queue: asyncio.Queue[ThreadStreamEvent | BaseException | None],
+    ) -> None:
+        """Send the message through the chatkit server and queue its events (or the failure)."""
+        try:
+            try:
+                thread_id = await self.database.thread_for_conversation(key)
+            except (SQLAlchemyError, OSError) as exc:
+                raise DatabaseUnavailable(
+                    f"The conversation database ({self.database.display_url}) is unavailable: {exc}"
+                ) from exc
+            if thread_id is not None and not await self._thread_exists(thread_id, context):
+                await self.database.unlink_threads(thread_id)  # its thread was deleted: start a new one
+                thread_id = None
+            result = await self.server.process(_request(text, thread_id).model_dump_json(), context)
+            assert isinstance(result, StreamingResult)
+            async for chunk in result:
+                event = _EVENT.validate_json(chunk.removeprefix(b"data: "))
+                if isinstance(event, ThreadCreatedEvent):
+                    await self.database.link_conversation(key, event.thread.id)
+                queue.put_nowait(event)
+            queue.put_nowait(None)
+        except Exception as exc:
+            if not describe_failure(exc, self.settings).expected:
+                log.exception("Conversation %s failed", key)
+            queue.put_nowait(exc)
+
+    async def _thread_exists(self, thread_id: str, context: RequestContext) -> bool:
+        try:
+            await self.server.store.load_thread(thread_id, context)
+        except NotFoundError:
+            return False
+        return True
+
+    async def has_conversation(self, conversation_key: str) -> bool:
+        """True when this conversation already has a thread (so follow-ups need no mention)."""
+        try:
+            return await self.database.thread_for_conversation(conversation_key) is not None
+        except (SQLAlchemyError, OSError):
+            log.warning("Could not look up conversation %s", conversation_key, exc_info=True)
+            return False
+
+    async def record_feedback(self, answer_id: str, *, positive: bool, user_id: str | None = None) -> None:
+        """Store a vote on an answer (with its thread, when the answer is known)."""
+        thread_id = await self.database.thread_of_item(answer_id)
+        await self.database.add_feedback(answer_id, positive=positive, user_id=user_id, thread_id=thread_id)
+
+
+async def create_chat_service(settings: Settings, retriever: Retriever, database: Database) -> ChatService:
+    """Wire the store, the agent and the chatkit server (`service.server` serves POST /chatkit)."""
+    store = SqlStore(database)
+    server = DocsChatKitServer(settings, store, database, build_agent(settings, retriever))
+    return ChatService(settings, database, server)
+
+
+class _TrappedRun:
+    """Stands in for the run result in `stream_agent_response`: its stream ends instead of raising.
+
+    chatkit then finishes its own bookkeeping (and its internal event-queue task) normally, and
+    `respond` reports the kept error as a chatkit error event.
+    """
+
+    def __init__(self, result: RunResultStreaming) -> None:
+        self.result = result
+        self.error: Exception | None = None
+
+    async def stream_events(self) -> AsyncIterator[StreamEvent]:
+        try:
+            async for event in self.result.stream_events():
+                yield event
+        except Exception as exc:
+            self.error = exc
+
+
+def as_request_context(context: RequestContext | Mapping[str, Any] | None) -> RequestContext:
+    """A fresh `RequestContext` from whatever the HTTP layer passed."""
+    if isinstance(context, RequestContext):
+        return context
+    if isinstance(context, Mapping):
+        user_id = context.get("user_id")
+        return RequestContext(user_id=str(user_id) if user_id else None)
+    return RequestContext()
+
+
+def _request(text: str, thread_id: str | None) -> ThreadsCreateReq | ThreadsAddUserMessageReq:
+    """The chatkit request a ChatKit client would send for this message."""
+    message = UserMessageInput(
+        content=[UserMessageTextContent(text=text)], attachments=[], inference_options=InferenceOptions()
+    )
+    if thread_id is None:
+        return ThreadsCreateReq(params=ThreadCreateParams(input=message))
+    return ThreadsAddUserMessageReq(params=ThreadAddUserMessageParams(input=message, thread_id=thread_id))
+
+
+def _text(item: AssistantMessageItem) -> str:
+    return "".join(part.text for part in item.content)
+
+
+def _title(item: UserMessageItem) -> str:
+    text = " ".join("".join(getattr(part, "text", "") for part in item.content).split())
+    return text if len(text) <= TITLE_CHARS else text[: TITLE_CHARS - 1].rstrip() + "…"

@@ -1,0 +1,266 @@
+"""Find documents on disk and parse them into titled sections, without ever crashing the run.
+
+Every file either becomes a `ParsedDocument` or a `LoadFailure` whose reason a user can act on
+(permissions, binary data, empty, malformed). Hashing is separate from parsing so the indexer can
+skip unchanged documents cheaply; both run in worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from services.document_parsers import (
+    ParseError,
+    Section,
+    parse_html,
+    parse_markdown,
+    parse_pdf,
+    parse_plain,
+    parse_rst,
+)
+
+__all__ = [
+    "SUPPORTED_SUFFIXES",
+    "Discovery",
+    "LoadFailure",
+    "ParsedDocument",
+    "Section",
+    "discover",
+    "discover_files",
+    "file_hash",
+    "hash_file",
+    "load_document",
+    "parse_document",
+]
+
+Parser = Callable[[str], tuple[str | None, list[Section]]]
+_TEXT_PARSERS: dict[str, Parser] = {
+    ".md": parse_markdown,
+    ".markdown": parse_markdown,
+    ".rst": parse_rst,
+    ".txt": parse_plain,
+    ".html": parse_html,
+    ".htm": parse_html,
+}
+SUPPORTED_SUFFIXES = frozenset([*_TEXT_PARSERS, ".pdf"])
+SKIPPED_DIRS = frozenset({"node_modules", "__pycache__", "site-packages", "venv"})
+MAX_FILE_BYTES = 100 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedDocument:
+    """A parsed file: identity, change-detection data and its sections in reading order."""
+
+    document_id: str  # the resolved absolute path
+    source: str
+    title: str
+    content_hash: str  # sha256 of the raw bytes
+    modified_time: datetime  # UTC
+    sections: list[Section]
+    notes: list[str] = field(default_factory=list)  # non-fatal remarks (e.g. encoding fallback)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadFailure:
+    """A file that could not be indexed, and why (shown to the user)."""
+
+    path: str
+    reason: str
+
+
+@dataclass(slots=True)
+class Discovery:
+    """Supported files found under the given paths, plus paths that could not be used."""
+
+    files: list[Path] = field(default_factory=list)
+    failures: list[LoadFailure] = field(default_factory=list)
+    unsupported: int = 0  # files of other types skipped inside directories
+
+
+def _supported(path: Path) -> bool:
+    return path.suffix.lower() in SUPPORTED_SUFFIXES
+
+
+def _skip_dir(name: str) -> bool:
+    return name.startswith(".") or name in SKIPPED_DIRS or name.endswith(".egg-info")
+
+
+def discover_files(paths: Iterable[str | Path]) -> Discovery:
+    """Expand files and directory trees into a sorted, de-duplicated list of supported files.
+
+    Hidden directories (.git, .venv …) and dependency folders (node_modules …) are skipped.
+    A missing path or an explicitly named unsupported file is reported, not ignored.
+    """
+    found: dict[str, Path] = {}
+    result = Discovery()
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if path.is_file():
+            if _supported(path):
+                found.setdefault(str(path.resolve()), path.resolve())
+            else:
+                supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
+                reason = f"unsupported file type '{path.suffix or path.name}' (supported: {supported})"
+                result.failures.append(LoadFailure(str(path), reason))
+        elif path.is_dir():
+
+            def on_error(error: OSError) -> None:
+                result.failures.append(
+                    LoadFailure(str(error.filename), f"cannot list directory: {error.strerror}")
+                )
+
+            for folder, dirs, files in os.walk(path, onerror=on_error):
+                dirs[:] = sorted(d for d in dirs if not _skip_dir(d))
+                for name in files:
+                    file = Path(folder) / name
+                    if name.startswith(".") or not _supported(file):
+                        result.unsupported += 1
+                    elif file.is_file():
+                        found.setdefault(str(file.resolve()), file.resolve())
+        else:
+            result.failures.append(LoadFailure(str(path), "path does not exist"))
+    result.files = [found[key] for key in sorted(found)]
+    return result
+
+
+async def discover(paths: Iterable[str | Path]) -> Discovery:
+    """`discover_files` in a worker thread (directory walks block)."""
+    return await asyncio.to_thread(discover_files, list(paths))
+
+
+def hash_file(path: str | Path) -> str:
+    """sha256 of the file's bytes, streamed; no parsing (cheap change detection)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+async def file_hash(path: str | Path) -> str | LoadFailure:
+    """`hash_file` off the event loop; an unreadable file becomes a `LoadFailure`."""
+    try:
+        return await asyncio.to_thread(hash_file, path)
+    except OSError as exc:
+        return LoadFailure(str(path), _os_reason(exc))
+
+
+def _os_reason(exc: OSError) -> str:
+    if isinstance(exc, PermissionError):
+        return "cannot read file: permission denied"
+    if isinstance(exc, FileNotFoundError):
+        return "file disappeared before it could be read"
+    if isinstance(exc, IsADirectoryError):
+        return "is a directory, not a file"
+    return f"cannot read file: {exc.strerror or exc}"
+
+
+def _looks_binary(data: bytes) -> bool:
+    sample = data[:8192]
+    if b"\x00" in sample:
+        return True
+    controls = sum(1 for byte in sample if byte < 32 and byte not in (9, 10, 12, 13))
+    return controls > len(sample) * 0.1
+
+
+def decode_text(data: bytes) -> tuple[str, str | None]:
+    """Decode text bytes: UTF-8 (with or without BOM), else the detected charset, else cp1252.
+
+    Returns the text and a note when it was not UTF-8, so a guessed encoding is never silent.
+    """
+    try:
+        return data.decode("utf-8-sig"), None
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    matches = from_bytes(data)
+    best = matches.best()
+    if best is not None:
+        # Ties are common on short Western text (cp1250 vs cp1252); prefer the most common one.
+        for match in matches:
+            if (
+                "cp1252" in match.could_be_from_charset
+                and match.chaos <= best.chaos + 0.01
+                and match.coherence >= best.coherence - 0.01
+            ):
+                best = match
+                break
+    if best is not None and best.encoding:
+        return str(best), f"not UTF-8; decoded as {best.encoding} (detected)"
+    try:
+        return data.decode("cp1252"), "not UTF-8; decoded as cp1252 (fallback)"
+    except UnicodeDecodeError:
+        return data.decode("latin-1"), "not UTF-8; decoded as latin-1 (fallback)"
+
+
+def _title_from_name(path: Path) -> str:
+    return path.stem.replace("_", " ").replace("-", " ").strip() or path.name
+
+
+def parse_document(path: str | Path, data: bytes | None = None) -> ParsedDocument | LoadFailure:
+    """Read (unless `data` is given) and parse one file. Blocking; never raises for bad input."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        resolved = path.resolve()
+        stat = resolved.stat()
+        if stat.st_size > MAX_FILE_BYTES:
+            limit = MAX_FILE_BYTES // (1024 * 1024)
+            return LoadFailure(str(path), f"file too large ({stat.st_size / 1e6:.0f} MB > {limit} MB)")
+        if data is None:
+            data = resolved.read_bytes()
+    except OSError as exc:
+        return LoadFailure(str(path), _os_reason(exc))
+    if suffix not in SUPPORTED_SUFFIXES:
+        return LoadFailure(str(path), f"unsupported file type '{suffix or path.name}'")
+    if not data.strip():
+        return LoadFailure(str(path), "empty file")
+    notes: list[str] = []
+    try:
+        if suffix == ".pdf":
+            if not data.lstrip().startswith(b"%PDF"):
+                return LoadFailure(str(path), "malformed PDF (no %PDF header; not a PDF file)")
+            title, sections = parse_pdf(data)
+        else:
+            if _looks_binary(data):
+                return LoadFailure(
+                    str(path), f"binary data, not a {suffix} text file (contains NUL/control bytes)"
+                )
+            text, note = decode_text(data)
+            if note:
+                notes.append(note)
+            title, sections = _TEXT_PARSERS[suffix](text)
+    except ParseError as exc:
+        return LoadFailure(str(path), str(exc))
+    except RecursionError:
+        return LoadFailure(str(path), "document is nested too deeply to parse")
+    except Exception as exc:  # a parser bug or exotic input must not stop the other documents
+        return LoadFailure(str(path), f"could not parse ({type(exc).__name__}: {exc})")
+    if not sections:
+        return LoadFailure(str(path), "no text found (only markup, headings or whitespace)")
+    return ParsedDocument(
+        document_id=str(resolved),
+        source=str(resolved),
+        title=title or _title_from_name(path),
+        content_hash=hashlib.sha256(data).hexdigest(),
+        modified_time=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
+        sections=sections,
+        notes=notes,
+    )
+
+
+async def load_document(path: str | Path, data: bytes | None = None) -> ParsedDocument | LoadFailure:
+    """`parse_document` in a worker thread (PDF parsing and docutils are CPU-bound)."""
+    return await asyncio.to_thread(parse_document, path, data)
+
+
+async def load_documents(paths: Sequence[str | Path]) -> list[ParsedDocument | LoadFailure]:
+    """Load several files one after another (the machine is small; the indexer embeds meanwhile)."""
+    return [await load_document(path) for path in paths]

@@ -1,0 +1,77 @@
+"""Transport smoke test: the unmodified bot against a local Discord over real HTTP and websockets.
+
+Only `Route.BASE` and `DiscordWebSocket.DEFAULT_GATEWAY` are pointed at `tests/fake_discord.py`;
+everything else (login, IDENTIFY, READY, GUILD_CREATE parsing, REST) is discord.py's real code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import discord.http
+import pytest
+import yarl
+from discord.gateway import DiscordWebSocket
+from fake_discord import FakeDiscord
+from scripted_ask import ScriptedAsk
+
+from configs.config import Settings
+from data.vector_store import WeaviateVectorStore
+from services.discord_bot import DiscordBot
+from services.indexer import Indexer
+
+MESSAGE_CONTENT_INTENT = 1 << 15
+
+
+async def test_mention_over_the_wire_gets_an_answer_in_a_thread(
+    make_settings, embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeDiscord()
+    await fake.start()
+    monkeypatch.setattr(discord.http.Route, "BASE", fake.api_base)
+    monkeypatch.setattr(DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(fake.gateway_url))
+    settings: Settings = make_settings(discord_token="smoke-test-token")
+    chat = ScriptedAsk()
+    bot = DiscordBot(settings, chat, Indexer(settings, WeaviateVectorStore(settings), embedder))
+    running = asyncio.create_task(bot.start())
+    try:
+        # Start-up: login (GET /users/@me), IDENTIFY with message content, READY, GUILD_CREATE, sync.
+        await fake.wait_for_request("PUT", f"/applications/{fake.application_id}/commands", within=15)
+        assert fake.identify is not None
+        assert fake.identify["token"] == "smoke-test-token"
+        assert fake.identify["intents"] & MESSAGE_CONTENT_INTENT
+        assert fake.gateway_events[:2] == ["READY", "GUILD_CREATE"]
+
+        human = fake.member(fake.human_id, "alice")
+        question = fake.message_payload(
+            fake.channel_id,
+            human.pop("user"),
+            f"<@{fake.bot_id}> how do I install it?",
+            guild_id=str(fake.guild_id),
+            member=human,
+            mentions=[fake.user(fake.bot_id, "docsbot", bot=True)],
+        )
+        sent_at = time.perf_counter()
+        await fake.dispatch("MESSAGE_CREATE", question)
+
+        thread_id = question["id"]  # a thread opened from a message takes the message's id
+        threads_route = f"/channels/{fake.channel_id}/messages/{thread_id}/threads"
+        opened = await fake.wait_for_request("POST", threads_route)
+        assert opened.body["name"] == "how do I install it?"
+        reply = await fake.wait_for_request("POST", f"/channels/{thread_id}/messages")
+        latency_ms = (reply.at - sent_at) * 1000
+        print(f"\nMESSAGE_CREATE → first answer text: {latency_ms:.1f} ms")
+
+        assert reply.body["content"] and "Answer to: how do I install it?".startswith(reply.body["content"])
+        assert reply.body["allowed_mentions"]["parse"] == []
+        final = await fake.wait_for_request("PATCH", f"/channels/{thread_id}/messages/", prefix=True)
+        assert final.body["content"].startswith("Answer to: how do I install it? [1][2]")
+        assert "[Install guide](<https://docs.example.com/install>)" in final.body["content"]
+        assert chat.asks[0].conversation_key == f"discord:{fake.guild_id}:{thread_id}"
+        assert latency_ms < 2000
+        assert fake.unrouted == []
+    finally:
+        await bot.close()
+        await asyncio.wait_for(running, timeout=10)
+        await fake.stop()

@@ -1,0 +1,377 @@
+"""The indexer end to end: real loader, chunker, local ONNX embedder and Weaviate server.
+
+Each test copies the fixture corpus into its own tmp dir (so it may edit files) and indexes
+into its own collection. Embedder work is counted by a thin wrapper around the real embedder,
+which can also fail on purpose after N calls to simulate a provider outage mid-run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import shutil
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+
+import pytest
+from docs_corpus import BROKEN, LARGE, build_corpus
+
+import services.index_pipeline as pipeline
+from configs.config import Settings
+from data.embeddings import LocalOnnxEmbedder
+from data.vector_store import WeaviateVectorStore
+from data.weaviate_schema import generation_pattern
+from services.chunking import chunk_document
+from services.database import Database, SqlIndexRunLog
+from services.document_loader import ParsedDocument, parse_document
+from services.indexer import (
+    IndexAlreadyRunning,
+    Indexer,
+    IndexProgress,
+    IndexResult,
+    IndexRunFailed,
+)
+
+MakeSettings = Callable[..., Settings]
+GOOD_DOCS = 8  # docs/ (5 + generated PDF), broken/legacy-notes.txt, large/changelog.md
+BROKEN_FILES = {"empty.md": "empty file", "binary-data.txt": "binary data", "corrupt.pdf": "PDF"}
+
+
+class EmbedderOutage(Exception):
+    """What the failing embedder raises."""
+
+
+class CountingEmbedder:
+    """The real embedder, counting texts and calls; raises `EmbedderOutage` from call `fail_on_call`."""
+
+    def __init__(self, inner: LocalOnnxEmbedder, *, fail_on_call: int | None = None) -> None:
+        self.inner = inner
+        self.model_id = inner.model_id
+        self.dimension = inner.dimension
+        self.fail_on_call = fail_on_call
+        self.calls = 0
+        self.texts = 0
+
+    async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        self.calls += 1
+        if self.fail_on_call is not None and self.calls >= self.fail_on_call:
+            raise EmbedderOutage(f"embedding provider unavailable (call {self.calls})")
+        self.texts += len(texts)
+        return await self.inner.embed_documents(texts)
+
+    async def embed_query(self, text: str) -> list[float]:
+        return await self.inner.embed_query(text)
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """docs/ (with the generated PDF), broken/ and large/ copied into a folder of this test."""
+    root = tmp_path / "corpus"
+    build_corpus(root / "docs")
+    shutil.copytree(BROKEN, root / "broken")
+    (root / "large").mkdir()
+    shutil.copy(LARGE, root / "large" / LARGE.name)
+    return root
+
+
+@pytest.fixture
+async def store(make_settings: MakeSettings, corpus: Path) -> AsyncIterator[WeaviateVectorStore]:
+    async with WeaviateVectorStore(make_settings(docs_paths=[str(corpus)])) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def database(store: WeaviateVectorStore) -> AsyncIterator[Database]:
+    db = Database(store.settings.database_dsn)
+    await db.create()
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture
+def counting(embedder: LocalOnnxEmbedder) -> CountingEmbedder:
+    return CountingEmbedder(embedder)
+
+
+@pytest.fixture
+def indexer(store: WeaviateVectorStore, counting: CountingEmbedder, database: Database) -> Indexer:
+    return Indexer(store.settings, store, counting, run_log=SqlIndexRunLog(database))
+
+
+def expected_chunks(settings: Settings, paths: Sequence[Path]) -> int:
+    """Chunks the loader + chunker make of these files (what the index must hold)."""
+    total = 0
+    for path in paths:
+        parsed = parse_document(path)
+        assert isinstance(parsed, ParsedDocument), parsed
+        total += len(chunk_document(parsed, settings))
+    return total
+
+
+def good_files(corpus: Path) -> list[Path]:
+    broken = {corpus / "broken" / name for name in BROKEN_FILES}
+    return sorted(p for p in corpus.rglob("*") if p.is_file() and p not in broken)
+
+
+async def sources(store: WeaviateVectorStore, embedder: LocalOnnxEmbedder, query: str) -> list[str]:
+    """File names of the top hits for `query` on the serving index."""
+    hits = await store.search(
+        query,
+        await embedder.embed_query(query),
+        model_id=embedder.model_id,
+        limit=5,
+        alpha=0.5,
+        fusion="relative_score",
+    )
+    return [Path(hit.source).name for hit in hits]
+
+
+async def serving_and_generations(store: WeaviateVectorStore) -> tuple[str | None, set[str]]:
+    client = await store.client()
+    names = await client.collections.list_all(simple=True)
+    pattern = generation_pattern(store.alias)
+    return await store.serving_collection(), {name for name in names if pattern.match(name)}
+
+
+async def test_first_run_indexes_good_files_and_reports_broken_ones(
+    indexer: Indexer, store: WeaviateVectorStore, counting: CountingEmbedder, corpus: Path, database: Database
+) -> None:
+    result = await indexer.index()
+
+    assert (result.seen, result.added, result.updated, result.unchanged) == (GOOD_DOCS + 3, GOOD_DOCS, 0, 0)
+    assert (result.deleted, result.failed, result.empty_source, result.full) == (0, 3, False, False)
+    reasons = {Path(f.path).name: f.reason for f in result.failures}
+    assert reasons.keys() == BROKEN_FILES.keys()
+    for name, words in BROKEN_FILES.items():
+        assert words in reasons[name]
+        assert f"{name}: {reasons[name]}" in result.summary()
+    assert any("legacy-notes.txt" in note and "not UTF-8" in note for note in result.notes)
+
+    chunks = expected_chunks(store.settings, good_files(corpus))
+    assert result.chunks_written == result.embeddings_computed == counting.texts == chunks
+    stats = await store.stats()
+    assert stats is not None and (stats.documents, stats.chunks) == (GOOD_DOCS, chunks)
+    assert result.collection == stats.collection
+    assert "install.md" in await sources(store, counting.inner, "brew install acme/tap/acme-deploy on macOS")
+
+    logged = await SqlIndexRunLog(database).last_run()
+    assert logged is not None and logged["added"] == GOOD_DOCS and logged["failed"] == 3
+    print(f"\nfirst index: {result.summary()}")
+
+
+async def test_second_run_skips_unchanged_without_parsing_or_embedding(
+    indexer: Indexer, counting: CountingEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await indexer.index()
+    texts_before = counting.texts
+    parsed: list[str] = []
+    real_parse = pipeline.parse_document
+
+    def spy(path: Path, data: bytes | None = None) -> object:
+        parsed.append(Path(path).name)
+        return real_parse(path, data)
+
+    monkeypatch.setattr(pipeline, "parse_document", spy)
+
+    result = await indexer.index()
+
+    assert (result.unchanged, result.added, result.updated, result.deleted) == (GOOD_DOCS, 0, 0, 0)
+    assert result.embeddings_computed == 0 and result.chunks_written == 0
+    assert counting.texts == texts_before
+    # Only the broken files (never recorded) are parsed again.
+    assert sorted(parsed) == sorted(BROKEN_FILES)
+    assert result.failed == 3
+
+
+async def test_modified_file_is_reembedded_alone(
+    indexer: Indexer, store: WeaviateVectorStore, counting: CountingEmbedder, corpus: Path
+) -> None:
+    await indexer.index()
+    faq = corpus / "docs" / "faq.txt"
+    faq.write_text(faq.read_text() + "\n\nThe office parrot is called Zanzibar-Quill.\n")
+    changelog = corpus / "large" / "changelog.md"
+    changelog.write_text(changelog.read_text()[:20_000])  # shrinks: its stale chunks must go
+    texts_before = counting.texts
+
+    result = await indexer.index()
+
+    assert (result.updated, result.unchanged, result.added, result.deleted) == (2, GOOD_DOCS - 2, 0, 0)
+    changed = expected_chunks(store.settings, [faq, changelog])
+    assert result.embeddings_computed == result.chunks_written == changed == counting.texts - texts_before
+    stats = await store.stats()
+    assert stats is not None and stats.chunks == expected_chunks(store.settings, good_files(corpus))
+    assert (await sources(store, counting.inner, "What is the office parrot called?"))[0] == "faq.txt"
+
+
+async def test_deleted_file_disappears_and_single_file_runs_delete_nothing_else(
+    indexer: Indexer, store: WeaviateVectorStore, counting: CountingEmbedder, corpus: Path
+) -> None:
+    await indexer.index()
+    (corpus / "docs" / "install.md").unlink()
+
+    result = await indexer.index()
+
+    assert (result.deleted, result.unchanged, result.added) == (1, GOOD_DOCS - 1, 0)
+    assert "install.md" not in await sources(store, counting.inner, "brew install acme/tap/acme-deploy macOS")
+    stats = await store.stats()
+    assert stats is not None and stats.documents == GOOD_DOCS - 1
+
+    faq = corpus / "docs" / "faq.txt"
+    faq.write_text(faq.read_text() + "\nOne more answer.\n")
+    single = await indexer.index([faq])
+    assert (single.seen, single.updated, single.deleted) == (1, 1, 0)
+    missing = await indexer.index([corpus / "no-such-folder"])
+    assert missing.failures[0].reason == "path does not exist" and missing.deleted == 0
+    stats = await store.stats()
+    assert stats is not None and stats.documents == GOOD_DOCS - 1
+
+
+async def test_full_rebuild_never_leaves_searches_empty(
+    indexer: Indexer, store: WeaviateVectorStore, counting: CountingEmbedder
+) -> None:
+    first = await indexer.index()
+    query = "What does error E1042 mean?"
+    vector = await counting.inner.embed_query(query)
+    searches: list[int] = []
+    stop = asyncio.Event()
+
+    async def search_loop() -> None:
+        while not stop.is_set():
+            hits = await store.search(
+                query, vector, model_id=counting.model_id, limit=3, alpha=0.5, fusion="relative_score"
+            )
+            searches.append(len(hits))
+            await asyncio.sleep(0.02)
+
+    searcher = asyncio.create_task(search_loop())
+    try:
+        result = await indexer.index(full=True)
+    finally:
+        stop.set()
+        await searcher
+
+    assert result.full and result.added == GOOD_DOCS and result.collection != first.collection
+    assert len(searches) >= 3 and min(searches) > 0, searches
+    serving, generations = await serving_and_generations(store)
+    assert serving == result.collection and generations == {result.collection}
+
+
+async def test_embedder_failure_during_rebuild_keeps_old_index_serving(
+    indexer: Indexer, store: WeaviateVectorStore, counting: CountingEmbedder, database: Database
+) -> None:
+    first = await indexer.index()
+    failing = CountingEmbedder(counting.inner, fail_on_call=2)
+    broken = Indexer(store.settings, store, failing, run_log=SqlIndexRunLog(database))
+
+    with pytest.raises(IndexRunFailed) as caught:
+        await broken.index(full=True)
+
+    message = str(caught.value)
+    assert "embedding chunks" in message and "embedding provider unavailable" in message
+    assert "previous index keeps serving" in message
+    assert isinstance(caught.value.__cause__, EmbedderOutage)
+    assert caught.value.result.error is not None and "FAILED" in caught.value.result.summary()
+    serving, generations = await serving_and_generations(store)
+    assert serving == first.collection and generations == {first.collection}
+    assert "troubleshooting.html" in await sources(store, counting.inner, "What does error E1042 mean?")
+    logged = await SqlIndexRunLog(database).last_run()
+    assert logged is not None and logged["error"] == caught.value.result.error
+
+    again = await indexer.index(full=True)
+    assert again.added == GOOD_DOCS and again.error is None
+
+
+async def test_embedder_failure_during_incremental_run_is_finished_by_the_next_run(
+    store: WeaviateVectorStore, counting: CountingEmbedder, corpus: Path
+) -> None:
+    failing = CountingEmbedder(counting.inner, fail_on_call=3)
+
+    with pytest.raises(IndexRunFailed) as caught:
+        await Indexer(store.settings, store, failing).index()
+
+    partial = caught.value.result
+    assert "will be indexed by the next run" in str(caught.value)
+    assert partial.added < GOOD_DOCS
+    stats = await store.stats()
+    assert stats is not None and stats.documents == partial.added  # only complete documents recorded
+
+    result = await Indexer(store.settings, store, counting).index()
+
+    assert (result.unchanged, result.added) == (partial.added, GOOD_DOCS - partial.added)
+    stats = await store.stats()
+    assert stats is not None and stats.documents == GOOD_DOCS
+    assert stats.chunks == expected_chunks(store.settings, good_files(corpus))
+
+
+async def test_second_concurrent_run_is_refused_with_progress(indexer: Indexer) -> None:
+    task = indexer.start_background(progress_interval=0.0)
+    assert indexer.running
+
+    with pytest.raises(IndexAlreadyRunning) as caught:
+        await indexer.index(full=True)
+    assert "A reindex is already running (" in str(caught.value)
+    assert caught.value.progress.phase in {"scanning", "indexing"}
+    with pytest.raises(IndexAlreadyRunning):
+        indexer.start_background()
+
+    result = await task
+    assert result.added == GOOD_DOCS and not indexer.running and indexer.progress is None
+
+
+async def test_empty_source_says_so_and_changes_nothing(
+    indexer: Indexer, store: WeaviateVectorStore, tmp_path: Path
+) -> None:
+    await indexer.index()
+    empty = tmp_path / "nothing-here"
+    empty.mkdir()
+    (empty / "diagram.png").write_bytes(b"\x89PNG\r\n")
+
+    for full in (False, True):
+        result = await indexer.index([empty], full=full)
+        assert result.empty_source and result.seen == 0 and result.deleted == 0
+        assert "no supported documents" in result.summary()
+        assert "1 files of other types were skipped" in result.summary()
+        stats = await store.stats()
+        assert stats is not None and stats.documents == GOOD_DOCS
+    serving, generations = await serving_and_generations(store)
+    assert generations == {serving}
+
+
+async def test_progress_reports_increasing_counts_and_is_throttled(indexer: Indexer) -> None:
+    seen: list[IndexProgress] = []
+
+    async def record(progress: IndexProgress) -> None:
+        seen.append(progress)
+
+    result = await indexer.index(on_progress=record, progress_interval=0.0)
+
+    assert len(seen) >= 3
+    assert seen[-1].phase == "done" and seen[-1].documents_done == result.seen
+    assert seen[-1].chunks_written == result.chunks_written
+    for before, after in itertools.pairwise(seen):
+        assert after.documents_done >= before.documents_done
+        assert after.chunks_written >= before.chunks_written
+    assert any(p.phase == "indexing" and 0 < p.documents_done < result.seen for p in seen)
+    assert "documents" in seen[-1].describe() and "chunks written" in seen[-1].describe()
+
+    throttled: list[IndexProgress] = []
+    await indexer.index(full=True, on_progress=throttled.append, progress_interval=600)
+    assert len(throttled) == 2 and throttled[-1].phase == "done"
+
+
+async def test_start_background_hands_result_or_exception_to_on_done(
+    indexer: Indexer, store: WeaviateVectorStore, counting: CountingEmbedder
+) -> None:
+    outcomes: list[IndexResult | BaseException] = []
+
+    async def on_done(outcome: IndexResult | BaseException) -> None:
+        outcomes.append(outcome)
+
+    await indexer.start_background(on_done=on_done)
+    assert isinstance(outcomes[0], IndexResult) and outcomes[0].added == GOOD_DOCS
+
+    failing = Indexer(store.settings, store, CountingEmbedder(counting.inner, fail_on_call=1))
+    task = failing.start_background(full=True, on_done=on_done)
+    with pytest.raises(IndexRunFailed):
+        await task
+    assert isinstance(outcomes[1], IndexRunFailed) and not failing.running
