@@ -1,6 +1,6 @@
 """`python -m bench` (or `make bench`): run every benchmark and write docs/benchmarks.md.
 
-    python -m bench                      # everything (about 30-40 min on 2 cores)
+    python -m bench                      # everything
     python -m bench --parts quality,report --quick
     python -m bench --parts report       # re-render docs/benchmarks.md from saved results
 
@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import os
 import time
+from functools import partial
 
 from bench import build_dataset, ingest, latency, memory, quality, report
 from bench.dataset import DATASETS_DIR, Dataset, load_dataset
@@ -27,47 +28,59 @@ PARTS = ("dataset", "ingest", "peers", "quality", "latency", "memory", "report")
 SERVER_PARTS = {"ingest", "peers", "quality", "latency", "memory"}
 
 
-async def run(parts: list[str], names: list[str], quick: bool) -> None:
+async def run(
+    parts: list[str], names: list[str], speed_names: list[str], quick: bool, threads: int | None
+) -> None:
     if "dataset" in parts:
-        missing = [n for n in names if not (DATASETS_DIR / n / "queries.jsonl").is_file()]
+        missing = [n for n in {*names, *speed_names} if not (DATASETS_DIR / n / "queries.jsonl").is_file()]
         if missing:
-            build_dataset.main(missing)
+            build_dataset.main(sorted(missing))
     datasets: list[Dataset] = [load_dataset(n) for n in names]
+    speed_sets: list[Dataset] = [load_dataset(n) for n in speed_names]
     primary = datasets[0]
-    if SERVER_PARTS & set(parts):
-        machine = describe()
-        started = time.perf_counter()
-        async with start_server() as server:
-            cache = CachedEmbedder(LocalOnnxEmbedder())
-            engine = Engine(server, cache)
-            try:
-                if "ingest" in parts:
-                    print("ingest: ours", flush=True)
-                    quality.save("ingest", {"ours": await ingest.ours(engine, datasets, cache)})
-                if "peers" in parts:
-                    print("ingest: peers", flush=True)
-                    speed, runs = await ingest.peers(server, datasets)
-                    quality.save("peers", {"speed": speed, "runs": runs})
-                if "quality" in parts:
-                    print("quality sweep", flush=True)
-                    quality.save("quality", await quality.sweep(engine, datasets, quick=quick))
-                if {"latency", "memory"} & set(parts):
-                    await engine.ensure_index(primary, quality.BASE_INDEX)
-                if "latency" in parts:
-                    print("latency", flush=True)
-                    quality.save("latency", await latency.measure(server, primary, quick=quick))
-                if "memory" in parts:
-                    print("memory", flush=True)
-                    quality.save("memory", await memory.measure(server, primary))
-            finally:
-                await engine.close()
+    if not SERVER_PARTS & set(parts):
+        if "report" in parts:
+            print(f"wrote {report.write(datasets)}")
+        return
+    machine = describe()
+    started = time.perf_counter()
+    async with start_server() as server:
+        cache = CachedEmbedder(LocalOnnxEmbedder(intra_op_threads=threads))
+        engine = Engine(server, cache)
+        try:
+            if "ingest" in parts:
+                print("ingest: ours", flush=True)
+                quality.save("ingest", {"ours": await ingest.ours(engine, speed_sets, cache)})
+            if "peers" in parts:
+                print("ingest: peers", flush=True)
+                quality.save("peers", {"speed": await ingest.peers_speed(server, speed_sets)})
+            if "quality" in parts:
+                print("quality sweep", flush=True)
+
+                async def peers_quality() -> None:
+                    print("quality: peers", flush=True)
+                    runs = await ingest.peers_quality(server, datasets, threads)
+                    quality.save("peer_quality", {"runs": runs})
+
+                checkpoint = partial(quality.save, "quality")
+                await quality.sweep(engine, datasets, quick, checkpoint, peers_quality)
+            if {"latency", "memory"} & set(parts):
+                await engine.ensure_index(primary, quality.BASE_INDEX)
+            if "latency" in parts:
+                print("latency", flush=True)
+                quality.save("latency", await latency.measure(server, primary, quick=quick))
+            if "memory" in parts:
+                print("memory", flush=True)
+                quality.save("memory", await memory.measure(server, primary))
+        finally:
+            await engine.close()
+    if {"ingest", "peers", "latency", "memory"} & set(parts):  # where the machine's state matters
         machine["load_average_at_end"] = os.getloadavg()
         machine["run_minutes"] = round((time.perf_counter() - started) / 60, 1)
         machine["parts"] = parts
         quality.save("machine", machine)
     if "report" in parts:
-        path = report.write(datasets)
-        print(f"wrote {path}")
+        print(f"wrote {report.write(datasets)}")
 
 
 def main() -> None:
@@ -76,14 +89,18 @@ def main() -> None:
     parser.add_argument(
         "--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}"
     )
-    parser.add_argument("--datasets", default="django,python", help="comma-separated: django,python")
+    parser.add_argument("--datasets", default="django,python", help="quality sets (comma-separated)")
+    parser.add_argument("--speed-datasets", default="python", help="sets the ingestion speed is measured on")
+    parser.add_argument("--threads", type=int, default=None, help="ONNX threads for the quality sweep only")
     parser.add_argument("--quick", action="store_true", help="fewer configurations and asks (a smoke run)")
     args = parser.parse_args()
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = set(parts) - set(PARTS)
     if unknown:
         parser.error(f"unknown parts: {', '.join(sorted(unknown))} (choose from {', '.join(PARTS)})")
-    asyncio.run(run(parts, [n.strip() for n in args.datasets.split(",") if n.strip()], args.quick))
+    names = [n.strip() for n in args.datasets.split(",") if n.strip()]
+    speed = [n.strip() for n in args.speed_datasets.split(",") if n.strip()]
+    asyncio.run(run(parts, names, speed, args.quick, args.threads))
 
 
 if __name__ == "__main__":

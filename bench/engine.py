@@ -5,18 +5,13 @@ configuration, indexing through `services.indexer.Indexer` and searching through
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import shutil
-import sqlite3
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from bench.dataset import WORK_DIR, Dataset
+from bench.vector_cache import VectorCache
 from configs.config import DEFAULT_WEAVIATE_BINARY, Settings
 from data.embeddings import Embedder, LocalOnnxEmbedder
 from data.vector_store import WeaviateVectorStore
@@ -65,7 +60,7 @@ def bench_settings(server: EmbeddedWeaviate, collection: str, **overrides: Any) 
         "data_dir": WORK_DIR / "data",
         "weaviate_url": server.url,
         "weaviate_grpc_url": server.grpc_url,
-        "weaviate_api_key": None,
+        "weaviate_api_key": server.api_key,
         "weaviate_collection": collection,
         "embedding_provider": "local",
         "embedding_model": None,
@@ -87,54 +82,23 @@ def start_server() -> EmbeddedWeaviate:
 
 
 class CachedEmbedder:
-    """Wraps the local embedder with a persistent cache (bench/.work/embed-cache.sqlite), so
-    configurations that share texts (and reruns) embed them once. Quality sweeps only: speed
-    is always measured with the bare embedder."""
+    """Wraps the local embedder with the persistent `VectorCache`, so configurations that share
+    texts (and reruns) embed them once. Quality only: speed is always measured bare."""
 
-    def __init__(self, inner: LocalOnnxEmbedder, path: Path = WORK_DIR / "embed-cache.sqlite") -> None:
+    def __init__(self, inner: LocalOnnxEmbedder, cache: VectorCache | None = None) -> None:
         self.inner = inner
         self.model_id = inner.model_id
         self.dimension = inner.dimension
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False)
-        self._db.execute("CREATE TABLE IF NOT EXISTS v (k TEXT PRIMARY KEY, m TEXT, b BLOB)")
-        self._lock = threading.Lock()
-        self.hits = 0
-
-    @staticmethod
-    def _key(text: str) -> str:
-        return hashlib.sha256(text.encode()).hexdigest()
-
-    def _get(self, keys: list[str]) -> dict[str, list[float]]:
-        found: dict[str, list[float]] = {}
-        with self._lock:
-            for start in range(0, len(keys), 500):
-                part = keys[start : start + 500]
-                marks = ",".join("?" * len(part))
-                rows = self._db.execute(
-                    f"SELECT k, b FROM v WHERE m = ? AND k IN ({marks})", [self.model_id, *part]
-                ).fetchall()
-                found.update((k, np.frombuffer(b, dtype=np.float32).tolist()) for k, b in rows)
-        return found
-
-    def _put(self, items: list[tuple[str, list[float]]]) -> None:
-        with self._lock:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO v VALUES (?, ?, ?)",
-                [(k, self.model_id, np.asarray(v, dtype=np.float32).tobytes()) for k, v in items],
-            )
-            self._db.commit()
+        self.cache = cache or VectorCache(inner.model_id)
 
     async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
-        keys = [self._key(t) for t in texts]
-        found = await asyncio.to_thread(self._get, keys)
-        missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in found}.items())
-        self.hits += len(texts) - len(missing)
+        keys = [self.cache.key(t) for t in texts]
+        found = await asyncio.to_thread(self.cache.get, keys)
+        missing = list({k: t for k, t in zip(keys, texts, strict=True) if k not in found}.items())
         if missing:
             vectors = await self.inner.embed_documents([t for _, t in missing])
-            fresh = [(k, v) for (k, _), v in zip(missing, vectors, strict=True)]
-            await asyncio.to_thread(self._put, fresh)
-            found.update(fresh)
+            await asyncio.to_thread(self.cache.put, [t for _, t in missing], vectors)
+            found.update((k, v) for (k, _), v in zip(missing, vectors, strict=True))
         return [found[k] for k in keys]
 
     async def embed_query(self, text: str) -> list[float]:

@@ -17,7 +17,9 @@ from typing import Any
 
 from bench.dataset import WORK_DIR, Dataset
 from bench.engine import CachedEmbedder, Engine
+from bench.peer_common import KEY_VARIABLE
 from bench.quality import BASE_INDEX, run_record
+from bench.vector_cache import DEFAULT_PATH
 from bench.venvs import installed_versions, peer_python
 from data.embeddings import LocalOnnxEmbedder
 from data.records import Chunk
@@ -26,10 +28,35 @@ from services.chunking import chunk_document
 from services.document_loader import ParsedDocument, parse_document
 
 ROOT = Path(__file__).resolve().parent.parent
+PEER_LABELS = {
+    "llamaindex": "LlamaIndex default retriever (vector, top 10)",
+    "langchain": "LangChain similarity_search (Weaviate hybrid, client defaults)",
+}
 PEER_PACKAGES = {
     "llamaindex": ["llama-index-core", "llama-index-vector-stores-weaviate", "weaviate-client"],
     "langchain": ["langchain-core", "langchain-text-splitters", "langchain-weaviate", "weaviate-client"],
 }
+
+
+class StopwatchEmbedder:
+    """The bare embedder, adding up the time spent in `embed_documents` (the indexer overlaps it
+    with parsing and writing, so embedding time / wall time is the pipeline's embedding share)."""
+
+    def __init__(self, inner: LocalOnnxEmbedder) -> None:
+        self.inner = inner
+        self.model_id = inner.model_id
+        self.dimension = inner.dimension
+        self.seconds = 0.0
+
+    async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        started = time.perf_counter()
+        try:
+            return await self.inner.embed_documents(texts)
+        finally:
+            self.seconds += time.perf_counter() - started
+
+    async def embed_query(self, text: str) -> list[float]:
+        return await self.inner.embed_query(text)
 
 
 def chunks_of(dataset: Dataset, engine: Engine) -> list[Chunk]:
@@ -52,16 +79,15 @@ async def ours(
     await embedder.embed_documents(["warm-up"] * 8)
     rows = []
     for dataset in datasets:
-        full = await engine.ensure_index(dataset, BASE_INDEX, embedder=embedder)
+        stopwatch = StopwatchEmbedder(embedder)
+        full = await engine.ensure_index(dataset, BASE_INDEX, embedder=stopwatch)
         chunks = await asyncio.to_thread(chunks_of, dataset, engine)
         texts = [c.embed_text for c in chunks]
         started = time.perf_counter()
         vectors = await embedder.embed_documents(texts)
         raw_seconds = time.perf_counter() - started
         if cache is not None:  # the quality sweep and reruns reuse these vectors
-            await asyncio.to_thread(
-                cache._put, [(cache._key(t), v) for t, v in zip(texts, vectors, strict=True)]
-            )
+            await asyncio.to_thread(cache.cache.put, texts, vectors)
         before = embedder.texts_embedded
         again = await engine.reindex(dataset, BASE_INDEX, embedder)
         rows.append(
@@ -72,6 +98,7 @@ async def ours(
                 "chunks": full.chunks_written,
                 "seconds": full.seconds,
                 "embeddings": full.embeddings_computed,
+                "embed_seconds": stopwatch.seconds,
                 "mean_chunk_chars": sum(len(c.text) for c in chunks) / max(1, len(chunks)),
                 "raw_chunks": len(texts),
                 "raw_seconds": raw_seconds,
@@ -85,9 +112,12 @@ async def ours(
     return rows
 
 
-def _run_peer(name: str, server: EmbeddedWeaviate, datasets: Sequence[Dataset]) -> dict[str, Any]:
+def _run_peer(
+    name: str, server: EmbeddedWeaviate, datasets: Sequence[Dataset], quality: bool, threads: int | None
+) -> dict[str, Any]:
+    """Speed mode: bare embedder, full + unchanged re-index. Quality mode: cached vectors, retrieval."""
     python = peer_python(name)
-    out = WORK_DIR / "results" / f"peer-{name}-raw.json"
+    out = WORK_DIR / "results" / f"peer-{name}-{'quality' if quality else 'speed'}-raw.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     args = {
         "http_port": server.http_port,
@@ -100,39 +130,42 @@ def _run_peer(name: str, server: EmbeddedWeaviate, datasets: Sequence[Dataset]) 
         "chunk_overlap": BASE_INDEX.chunk_overlap,
         "tokens": 250,  # LlamaIndex splits by tokens: ~1,000 characters of English
         "overlap_tokens": 40,
+        "tag": "Quality" if quality else "Speed",
+        "cache": str(DEFAULT_PATH) if quality else None,
+        "threads": threads if quality else None,
+        "reindex": not quality,
+        "retrieve": quality,
         "out": str(out),
     }
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), KEY_VARIABLE: server.api_key.get_secret_value()}
+    command = [str(python), str(ROOT / "bench" / f"peer_{name}.py"), json.dumps(args)]
     started = time.perf_counter()
-    subprocess.run(
-        [str(python), str(ROOT / "bench" / f"peer_{name}.py"), json.dumps(args)],
-        check=True,
-        env=env,
-        cwd=ROOT,
-    )
+    subprocess.run(command, check=True, env=env, cwd=ROOT)
     result: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
     result["wall_seconds"] = time.perf_counter() - started
     result["versions"] = installed_versions(name, PEER_PACKAGES[name])
     return result
 
 
-async def peers(
-    server: EmbeddedWeaviate, datasets: Sequence[Dataset], names: Sequence[str] = ("llamaindex", "langchain")
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Run each peer in its virtualenv; returns (speed results, quality runs)."""
+async def peers_speed(server: EmbeddedWeaviate, datasets: Sequence[Dataset]) -> dict[str, Any]:
+    """Each peer's full ingestion and unchanged re-index with the bare embedder."""
     speed: dict[str, Any] = {}
+    for name in PEER_PACKAGES:
+        print(f"  peer {name} (speed)…", flush=True)
+        speed[name] = await asyncio.to_thread(_run_peer, name, server, datasets, False, None)
+        speed[name].pop("retrieval", None)
+    return speed
+
+
+async def peers_quality(
+    server: EmbeddedWeaviate, datasets: Sequence[Dataset], threads: int | None
+) -> list[dict[str, Any]]:
+    """Each peer's default retriever on every query (vectors from the shared cache)."""
     runs: list[dict[str, Any]] = []
     by_name = {d.name: d for d in datasets}
-    for name in names:
-        print(f"  peer {name}…", flush=True)
-        result = await asyncio.to_thread(_run_peer, name, server, datasets)
-        retrieval = result.pop("retrieval")
-        speed[name] = result
-        for dataset_name, texts in retrieval.items():
-            label = (
-                "LlamaIndex default retriever (vector)"
-                if name == "llamaindex"
-                else ("LangChain similarity_search (Weaviate hybrid, client defaults)")
-            )
-            runs.append(run_record(name, by_name[dataset_name], label, texts, {}))
-    return speed, runs
+    for name in PEER_PACKAGES:
+        print(f"  peer {name} (quality)…", flush=True)
+        result = await asyncio.to_thread(_run_peer, name, server, datasets, True, threads)
+        for dataset_name, texts in result["retrieval"].items():
+            runs.append(run_record(name, by_name[dataset_name], PEER_LABELS[name], texts, {}))
+    return runs

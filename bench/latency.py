@@ -143,6 +143,7 @@ async def measure(
                 }
             )
             print(f"  latency c={level}: {results['levels'][-1]['total']}", flush=True)
+        results["profile"] = await profile_asks(chat, questions)
     finally:
         await database.dispose()
         await store.close()
@@ -163,3 +164,38 @@ async def _ask(chat: Any, key: str, question: str) -> tuple[float, Spent, bool]:
     finally:
         _SPENT.reset(token)
     return time.perf_counter() - started, spent, ok
+
+
+# Where "the rest" goes: cumulative time of these functions under cProfile, per ask (coroutine
+# resumes are summed, so a function's figure is the time spent inside it).
+PROFILED = (
+    ("chatkit/server.py", "process", "chatkit: parse the request (builds a pydantic TypeAdapter)"),
+    ("pydantic/type_adapter.py", "__init__", "  of which pydantic TypeAdapter construction"),
+    ("sqlalchemy/util/concurrency.py", "greenlet_spawn", "SQLAlchemy (conversation store, SQLite)"),
+    ("services/chat_store.py", "load_thread_items", "  of which loading the thread's items"),
+    ("services/chat_store.py", "add_thread_item", "  of which saving items"),
+    ("agents/run.py", "run_loop", "openai-agents run loop (offline model + tool)"),
+    ("simple_agents/aagents.py", "search_docs", "  of which the search_docs tool (embedding + Weaviate)"),
+)
+
+
+async def profile_asks(chat: Any, questions: Sequence[str], asks: int = 20) -> dict[str, Any]:
+    """Profile `asks` sequential asks (5 conversations) and attribute time to PROFILED functions."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    profiler.enable()
+    for number in range(asks):
+        await _ask(chat, f"bench:profile:{number % 5}", questions[number % len(questions)])
+    profiler.disable()
+    wall = time.perf_counter() - started
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    rows = []
+    for suffix, name, label in PROFILED:
+        cumulative = sum(
+            v[3] for (path, _, func), v in stats.items() if path.endswith(suffix) and func == name
+        )
+        rows.append({"label": label, "ms_per_ask": 1000 * cumulative / asks, "share": cumulative / wall})
+    return {"asks": asks, "profiled_ms_per_ask": 1000 * wall / asks, "rows": rows}

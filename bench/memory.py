@@ -55,6 +55,7 @@ async def measure(server: EmbeddedWeaviate, dataset: Dataset, questions: int = 3
         DATA_DIR=str(data_dir),
         WEAVIATE_URL=server.url,
         WEAVIATE_GRPC_URL=server.grpc_url,
+        WEAVIATE_API_KEY=server.api_key.get_secret_value(),
         WEAVIATE_COLLECTION=BASE_INDEX.collection(dataset.name),
         DOCS_PATHS=str(dataset.corpus),
         HTTP_HOST="127.0.0.1",

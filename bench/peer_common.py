@@ -16,6 +16,7 @@ from typing import Any
 
 from bs4 import BeautifulSoup
 
+from bench.vector_cache import VectorCache
 from data.embeddings import LocalOnnxEmbedder
 
 
@@ -41,20 +42,50 @@ def load_corpus(corpus: Path) -> list[tuple[str, str, str]]:
 
 class SyncEmbedder:
     """The project's `LocalOnnxEmbedder`, called synchronously (the peers' embedding APIs are
-    synchronous), counting every text it embeds."""
+    synchronous), counting every text it embeds. With `cache` (quality runs only, never timed)
+    vectors come from the shared `VectorCache` when it has them."""
 
-    def __init__(self) -> None:
-        self.inner = LocalOnnxEmbedder()
+    def __init__(self, cache: str | None = None, threads: int | None = None) -> None:
+        self.inner = LocalOnnxEmbedder(intra_op_threads=threads)
         self.inner.load()
         self._loop = asyncio.new_event_loop()
+        self.cache = VectorCache(self.inner.model_id, Path(cache)) if cache else None
         self.texts = 0
+        self.seconds = 0.0  # time spent embedding documents
+
+    def _compute(self, texts: list[str]) -> list[list[float]]:
+        self.texts += len(texts)
+        started = time.perf_counter()
+        try:
+            return self._loop.run_until_complete(self.inner.embed_documents(texts))
+        finally:
+            self.seconds += time.perf_counter() - started
 
     def documents(self, texts: Sequence[str]) -> list[list[float]]:
-        self.texts += len(texts)
-        return self._loop.run_until_complete(self.inner.embed_documents(list(texts)))
+        if self.cache is not None:
+            return self.cache.lookup(list(texts), self._compute)
+        return self._compute(list(texts))
 
     def query(self, text: str) -> list[float]:
         return self._loop.run_until_complete(self.inner.embed_query(text))
+
+
+KEY_VARIABLE = "BENCH_WEAVIATE_API_KEY"  # passed in the environment, never on the command line
+
+
+def connect(args: dict[str, Any]) -> Any:
+    """A sync client for the bench's Weaviate (API key from the environment)."""
+    import os
+
+    import weaviate
+    from weaviate.classes.init import Auth
+
+    return weaviate.connect_to_local(
+        host="127.0.0.1",
+        port=args["http_port"],
+        grpc_port=args["grpc_port"],
+        auth_credentials=Auth.api_key(os.environ[KEY_VARIABLE]),
+    )
 
 
 def timed(function: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:

@@ -8,14 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import weaviate
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.indexing import InMemoryRecordManager, index
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 from langchain_weaviate import WeaviateVectorStore
 
-from bench.peer_common import SyncEmbedder, load_corpus, queries_of, read_args, timed, write_result
+from bench.peer_common import SyncEmbedder, connect, load_corpus, queries_of, read_args, timed, write_result
 
 
 class OnnxEmbeddings(Embeddings):
@@ -59,19 +58,19 @@ def reindex(
 
 def main() -> None:
     args = read_args()
-    embedder = SyncEmbedder()
+    embedder = SyncEmbedder(args.get("cache"), args.get("threads"))
     embeddings = OnnxEmbeddings(embedder)
     splitter = RecursiveCharacterTextSplitter(
         chunk_size=args["chunk_size"], chunk_overlap=args["chunk_overlap"]
     )
-    client = weaviate.connect_to_local(host="127.0.0.1", port=args["http_port"], grpc_port=args["grpc_port"])
+    client = connect(args)
     out: dict[str, Any] = {"ingest": [], "reindex": [], "retrieval": {}}
     try:
         for dataset in args["datasets"]:
             corpus = Path(dataset["corpus"])
-            name = dataset["name"].capitalize()
+            name = args["tag"] + dataset["name"].capitalize()
             store = WeaviateVectorStore(client, f"LangBench{name}", "text", embedding=embeddings)
-            before = embedder.texts
+            before, spent = embedder.texts, embedder.seconds
             written, seconds = timed(add, store, corpus, splitter)
             pieces = chunks(corpus, splitter)
             out["ingest"].append(
@@ -80,13 +79,17 @@ def main() -> None:
                     "chunks": len(written),
                     "seconds": seconds,
                     "embeddings": embedder.texts - before,
+                    "embed_seconds": embedder.seconds - spent,
                     "mean_chunk_chars": sum(len(c.page_content) for c in pieces) / max(1, len(pieces)),
                 }
             )
-            out["retrieval"][dataset["name"]] = [
-                [doc.page_content for doc in store.similarity_search(query, k=10)]
-                for query in queries_of(dataset["queries"])
-            ]
+            if args["retrieve"]:
+                out["retrieval"][dataset["name"]] = [
+                    [doc.page_content for doc in store.similarity_search(query, k=10)]
+                    for query in queries_of(dataset["queries"])
+                ]
+            if not args["reindex"]:
+                continue
             managed = WeaviateVectorStore(client, f"LangBenchIdx{name}", "text", embedding=embeddings)
             records = InMemoryRecordManager(namespace=f"weaviate/LangBenchIdx{name}")
             records.create_schema()

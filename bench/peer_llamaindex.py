@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import weaviate
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.embeddings import BaseEmbedding
 from llama_index.core.ingestion import IngestionPipeline
@@ -16,7 +15,7 @@ from llama_index.core.storage.docstore import SimpleDocumentStore
 from llama_index.vector_stores.weaviate import WeaviateVectorStore
 from pydantic import PrivateAttr
 
-from bench.peer_common import SyncEmbedder, load_corpus, queries_of, read_args, timed, write_result
+from bench.peer_common import SyncEmbedder, connect, load_corpus, queries_of, read_args, timed, write_result
 
 
 class OnnxEmbedding(BaseEmbedding):
@@ -55,14 +54,14 @@ def ingest(pipeline: IngestionPipeline, corpus: Path) -> list[Any]:
 
 def main() -> None:
     args = read_args()
-    embedder = SyncEmbedder()
+    embedder = SyncEmbedder(args.get("cache"), args.get("threads"))
     model = OnnxEmbedding(embedder)
-    client = weaviate.connect_to_local(host="127.0.0.1", port=args["http_port"], grpc_port=args["grpc_port"])
+    client = connect(args)
     out: dict[str, Any] = {"ingest": [], "reindex": [], "retrieval": {}}
     try:
         for dataset in args["datasets"]:
             store = WeaviateVectorStore(
-                weaviate_client=client, index_name=f"LlamaBench{dataset['name'].capitalize()}"
+                weaviate_client=client, index_name=f"LlamaBench{args['tag']}{dataset['name'].capitalize()}"
             )
             pipeline = IngestionPipeline(
                 transformations=[
@@ -72,7 +71,7 @@ def main() -> None:
                 vector_store=store,
                 docstore=SimpleDocumentStore(),
             )
-            before = embedder.texts
+            before, spent = embedder.texts, embedder.seconds
             nodes, seconds = timed(ingest, pipeline, Path(dataset["corpus"]))
             out["ingest"].append(
                 {
@@ -80,20 +79,24 @@ def main() -> None:
                     "chunks": len(nodes),
                     "seconds": seconds,
                     "embeddings": embedder.texts - before,
+                    "embed_seconds": embedder.seconds - spent,
                     "mean_chunk_chars": sum(len(n.get_content()) for n in nodes) / max(1, len(nodes)),
                 }
             )
-            before = embedder.texts
-            again, seconds = timed(ingest, pipeline, Path(dataset["corpus"]))
-            out["reindex"].append(
-                {
-                    "dataset": dataset["name"],
-                    "seconds": seconds,
-                    "embeddings": embedder.texts - before,
-                    "nodes_returned": len(again),
-                    "mode": "same IngestionPipeline with a SimpleDocumentStore (upserts)",
-                }
-            )
+            if args["reindex"]:
+                before = embedder.texts
+                again, seconds = timed(ingest, pipeline, Path(dataset["corpus"]))
+                out["reindex"].append(
+                    {
+                        "dataset": dataset["name"],
+                        "seconds": seconds,
+                        "embeddings": embedder.texts - before,
+                        "nodes_returned": len(again),
+                        "mode": "same IngestionPipeline with a SimpleDocumentStore (upserts)",
+                    }
+                )
+            if not args["retrieve"]:
+                continue
             retriever = VectorStoreIndex.from_vector_store(store, embed_model=model).as_retriever(
                 similarity_top_k=10
             )

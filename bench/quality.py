@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -77,10 +77,21 @@ def pooled_ndcg(runs: list[dict[str, Any]], index: IndexConfig, search: SearchCo
     return sum(values) / max(1, len(values))
 
 
-async def sweep(engine: Engine, datasets: Sequence[Dataset], quick: bool = False) -> dict[str, Any]:
-    """Base index with every search config, then other index configs with the main contenders."""
+async def sweep(
+    engine: Engine,
+    datasets: Sequence[Dataset],
+    quick: bool = False,
+    checkpoint: Callable[[dict[str, Any]], None] | None = None,
+    after_second: Callable[[], Awaitable[None]] | None = None,
+) -> dict[str, Any]:
+    """Base index with every search config, then other index configs with the main contenders.
+
+    `checkpoint` gets the results so far after each index configuration (a long sweep can be
+    stopped and its finished part reported); `after_second` runs after the second configuration
+    (the peers' quality runs go there, before the costlier chunk-size variants)."""
     runs: list[dict[str, Any]] = []
     builds: dict[str, Any] = {}
+    data: dict[str, Any] = {"runs": runs, "builds": builds}
     index_configs = INDEX_CONFIGS[:2] if quick else INDEX_CONFIGS
     for dataset in datasets:
         result = await engine.ensure_index(dataset, BASE_INDEX)
@@ -90,15 +101,22 @@ async def sweep(engine: Engine, datasets: Sequence[Dataset], quick: bool = False
             print(f"  {dataset.name}: {runs[-1]['label']}", flush=True)
     hybrids = [s for s in BASE_SEARCHES if s not in (BM25, VECTOR)]
     best = max(hybrids, key=lambda s: pooled_ndcg(runs, BASE_INDEX, s))
+    data["best_base_hybrid"] = asdict(best)
+    if checkpoint:
+        checkpoint(data)
     contenders = [BM25, VECTOR, best, SearchConfig(best.alpha, _other(best.fusion))]
-    for index in index_configs[1:]:
+    for number, index in enumerate(index_configs[1:], 2):
         for dataset in datasets:
             result = await engine.ensure_index(dataset, index)
             builds[index.collection(dataset.name)] = _build_info(result)
             for search in contenders:
                 runs.append(await evaluate(engine, dataset, index, search))
                 print(f"  {dataset.name}: {runs[-1]['label']}", flush=True)
-    return {"runs": runs, "builds": builds, "best_base_hybrid": asdict(best)}
+        if checkpoint:
+            checkpoint(data)
+        if number == 2 and after_second is not None:
+            await after_second()
+    return data
 
 
 def _other(fusion: str) -> str:
@@ -117,6 +135,7 @@ def _build_info(result: Any) -> dict[str, Any]:
 
 def save(name: str, data: dict[str, Any]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
+    data["saved_utc"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
 
 

@@ -11,6 +11,7 @@ from bench.metrics import METRICS, Estimate, bootstrap, is_noise, paired_differe
 from bench.plots import plot_quality, plot_throughput
 from bench.quality import BASE_INDEX, BM25, VECTOR, load
 from bench.report_text import METHOD, RERANKER, intro
+from bench.targets import targets_table
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -73,7 +74,7 @@ def _diff_line(name: str, best: dict[str, Any], other: dict[str, Any] | None) ->
 
 def _quality_section(names: Sequence[str], out: list[str], figures: Path) -> dict[str, Any] | None:
     data = load("quality")
-    peers = load("peers")
+    peers = load("peer_quality")
     runs = list(data["runs"]) if data else []
     runs += list(peers["runs"]) if peers else []
     if not runs:
@@ -228,6 +229,17 @@ def _latency_section(out: list[str]) -> None:
             f"{level['asks_per_second']:.1f} |"
         )
     out.append("")
+    profile = data.get("profile")
+    if profile:
+        out += [
+            f"Where the rest goes (cProfile over {profile['asks']} sequential asks; "
+            f"{profile['profiled_ms_per_ask']:.0f} ms per ask under the profiler, which inflates "
+            "Python time):\n",
+            "| part | ms per ask (profiled) | share |",
+            "|---|---|---|",
+            *(f"| {r['label']} | {r['ms_per_ask']:.1f} | {r['share']:.0%} |" for r in profile["rows"]),
+            "",
+        ]
 
 
 def _memory_section(out: list[str]) -> None:
@@ -264,8 +276,10 @@ def write(datasets: Sequence[Dataset]) -> Path:
     out += ["## Memory\n"]
     _memory_section(out)
     out += [METHOD, RERANKER]
+    position = out.index("## Retrieval quality\n")
     if best is not None:
-        out.insert(out.index("## Retrieval quality\n"), _headline(best))
+        out.insert(position, _headline(best))
+    out[position:position] = targets_table()
     DOC.write_text("\n".join(out).rstrip() + "\n", encoding="utf-8")
     return DOC
 

@@ -18,6 +18,7 @@ from weaviate.exceptions import (
     WeaviateConnectionError,
     WeaviateGRPCUnavailableError,
     WeaviateQueryError,
+    WeaviateRetryError,
     WeaviateTimeoutError,
 )
 
@@ -131,7 +132,13 @@ class VectorStore(Protocol):
 
 # --- Weaviate implementation -------------------------------------------------------------------------
 
-_UNREACHABLE = (WeaviateConnectionError, WeaviateGRPCUnavailableError, WeaviateTimeoutError, OSError)
+_UNREACHABLE = (
+    WeaviateConnectionError,
+    WeaviateGRPCUnavailableError,
+    WeaviateRetryError,
+    WeaviateTimeoutError,
+    OSError,
+)
 
 
 class WeaviateVectorStore:
@@ -240,18 +247,20 @@ class WeaviateVectorStore:
         return self._client
 
     @contextlib.contextmanager
-    def _reachable(self) -> Iterator[None]:
+    def reachable(self) -> Iterator[None]:
         """Turn "the server went away" errors into `StoreUnavailable` naming the URL."""
         try:
             yield
-        except _UNREACHABLE as exc:
+        except (*_UNREACHABLE, WeaviateQueryError) as exc:
+            if isinstance(exc, WeaviateQueryError) and "UNAVAILABLE" not in str(exc):
+                raise
             raise StoreUnavailable(f"Weaviate at {self.url} stopped answering: {exc}") from exc
 
     # -- generations --------------------------------------------------------------------------------
     async def serving_collection(self) -> str | None:
         """The physical collection the alias points at, or None before the first index."""
         client = await self.client()
-        with self._reachable():
+        with self.reachable():
             alias = await client.alias.get(alias_name=self.alias)
         return alias.collection if alias is not None else None
 
@@ -259,7 +268,7 @@ class WeaviateVectorStore:
         """The embedder a generation was built with (cached: it never changes)."""
         if physical not in self._info:
             client = await self.client()
-            with self._reachable():
+            with self.reachable():
                 config = await client.collections.use(physical).config.get(simple=True)
             self._info[physical] = GenerationInfo.from_description(config.description)
         return self._info[physical]
@@ -316,7 +325,7 @@ class WeaviateVectorStore:
         """A writer for the serving generation, or for a new one when `rebuild` is true."""
         info = GenerationInfo(model_id=model_id, dimension=dimension)
         client = await self.client()
-        with self._reachable():
+        with self.reachable():
             if rebuild:
                 await self.drop_orphan_generations()
                 return WeaviateIndexWriter(self, await self._create_generation(info), rebuild=True)
@@ -349,7 +358,7 @@ class WeaviateVectorStore:
             if physical is None:
                 return []
             try:
-                with self._reachable():
+                with self.reachable():
                     info = await self.generation_info(physical)
                     if message := mismatch_message(info, model_id, len(vector)):
                         raise IndexModelMismatch(message)
@@ -376,7 +385,7 @@ class WeaviateVectorStore:
         physical = await self.serving_collection()
         if physical is None:
             return None
-        with self._reachable():
+        with self.reachable():
             info = await self.generation_info(physical)
             chunks = await client.collections.use(physical).aggregate.over_all(total_count=True)
             docs = await client.collections.use(registry_name(physical)).aggregate.over_all(total_count=True)

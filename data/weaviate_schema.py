@@ -39,6 +39,9 @@ class Endpoint:
     grpc_secure: bool
 
 
+WEAVIATE_CLOUD_DOMAINS = (".weaviate.cloud", ".weaviate.network")
+
+
 def parse_endpoint(url: str, grpc_url: str | None) -> Endpoint:
     """`http(s)://host[:port]` plus an optional gRPC `[scheme://]host:port` (default: same host, 50051)."""
     parts = urlsplit(url if "://" in url else f"http://{url}")
@@ -47,6 +50,9 @@ def parse_endpoint(url: str, grpc_url: str | None) -> Endpoint:
     secure = parts.scheme == "https"
     http_port = parts.port or (443 if secure else 80)
     grpc_host, grpc_port, grpc_secure = parts.hostname, DEFAULT_GRPC_PORT, secure
+    if not grpc_url and parts.hostname.endswith(WEAVIATE_CLOUD_DOMAINS):
+        # Weaviate Cloud serves gRPC on a sibling host: grpc-<cluster host>:443.
+        grpc_host, grpc_port, grpc_secure = f"grpc-{parts.hostname}", 443, True
     if grpc_url:
         grpc = urlsplit(grpc_url if "://" in grpc_url else f"//{grpc_url}")
         if not grpc.hostname:

@@ -129,7 +129,7 @@ class EmbeddedWeaviate:
         return self._process is not None and self._process.returncode is None
 
     def _environment(self) -> dict[str, str]:
-        """Server settings: anonymous local access, no modules, no telemetry, private ports."""
+        """Server settings: API-key access only, no modules, no telemetry, private cluster ports."""
         taken = {self.http_port, self.grpc_port}
         gossip, data, raft, raft_rpc = (self._port(0, taken) for _ in range(4))
         node = self._node
@@ -282,6 +282,11 @@ class EmbeddedWeaviate:
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
                 await process.wait()
+            except asyncio.CancelledError:
+                # Cancelled while waiting (Ctrl-C): never leave the server running behind us.
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                raise
         await self._close_log()
 
     async def _close_log(self) -> None:

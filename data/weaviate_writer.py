@@ -74,9 +74,10 @@ class WeaviateIndexWriter:
         """Every document this generation has recorded."""
         _, registry = await self._collections()
         states: dict[str, DocumentState] = {}
-        async for obj in registry.iterator(return_properties=STATE_PROPERTIES):
-            state = state_from_properties(dict(obj.properties))
-            states[state.document_id] = state
+        with self._store.reachable():
+            async for obj in registry.iterator(return_properties=STATE_PROPERTIES):
+                state = state_from_properties(dict(obj.properties))
+                states[state.document_id] = state
         return states
 
     async def write_chunks(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:
@@ -90,59 +91,64 @@ class WeaviateIndexWriter:
             )
             for c, v in zip(chunks, vectors, strict=True)
         ]
-        await _insert(collection, objects, "chunks", self.collection)
+        with self._store.reachable():
+            await _insert(collection, objects, "chunks", self.collection)
 
     async def finish_documents(self, states: Sequence[DocumentState]) -> None:
         """Drop chunks past each document's new end, then record the states (in that order)."""
         collection, registry = await self._collections()
-        for group in batched(states, _FILTER_BATCH):
-            stale = Filter.any_of(
-                [
-                    Filter.by_property("document_id").equal(s.document_id)
-                    & Filter.by_property("chunk_index").greater_or_equal(s.chunk_count)
-                    for s in group
-                ]
-            )
-            await _delete_where(collection, stale, self.collection)
         objects = [
             DataObject(properties=state_properties(s), uuid=document_uuid(s.document_id)) for s in states
         ]
-        await _insert(registry, objects, "document states", registry_name(self.collection))
+        with self._store.reachable():
+            for group in batched(states, _FILTER_BATCH):
+                stale = Filter.any_of(
+                    [
+                        Filter.by_property("document_id").equal(s.document_id)
+                        & Filter.by_property("chunk_index").greater_or_equal(s.chunk_count)
+                        for s in group
+                    ]
+                )
+                await _delete_where(collection, stale, self.collection)
+            await _insert(registry, objects, "document states", registry_name(self.collection))
 
     async def delete_documents(self, document_ids: Sequence[str]) -> None:
         """Remove chunks first, then states: an interrupted delete is redone by the next run."""
         collection, registry = await self._collections()
-        for group in batched(document_ids, _FILTER_BATCH):
-            where = Filter.by_property("document_id").contains_any(list(group))
-            await _delete_where(collection, where, self.collection)
-            await _delete_where(registry, where, registry_name(self.collection))
+        with self._store.reachable():
+            for group in batched(document_ids, _FILTER_BATCH):
+                where = Filter.by_property("document_id").contains_any(list(group))
+                await _delete_where(collection, where, self.collection)
+                await _delete_where(registry, where, registry_name(self.collection))
 
     async def commit(self) -> None:
         """Rebuild: swap the alias to this generation, then drop the previous one."""
-        if self._finished:
-            return
-        self._finished = True
-        if not self.rebuild:
+        if self._finished or not self.rebuild:
+            self._finished = True
             return
         client = await self._store.client()
-        if not await client.collections.exists(self.collection):
-            raise IndexWriteError(
-                f"The new index generation {self.collection} is gone (did another rebuild run at the same "
-                "time?); the previous index keeps serving. Run the rebuild again."
-            )
-        previous = await self._store.serving_collection()
-        await self._store.point_alias(self.collection)
-        logger.info("Alias %s now serves %s", self._store.alias, self.collection)
-        if previous is not None and previous != self.collection:
-            await self._store.drop_generation(previous)
+        with self._store.reachable():
+            if not await client.collections.exists(self.collection):
+                raise IndexWriteError(
+                    f"The new index generation {self.collection} is gone (did another rebuild run at the "
+                    "same time?); the previous index keeps serving. Run the rebuild again."
+                )
+            previous = await self._store.serving_collection()
+            await self._store.point_alias(self.collection)
+            self._finished = True  # from here on the new generation serves: abort() must not drop it
+            logger.info("Alias %s now serves %s", self._store.alias, self.collection)
+            if previous is not None and previous != self.collection:
+                await self._store.drop_generation(previous)
 
     async def abort(self) -> None:
         """Rebuild: drop the unfinished generation; the serving one is untouched."""
-        if self._finished:
+        if self._finished or not self.rebuild:
+            self._finished = True
             return
+        with self._store.reachable():
+            if await self._store.serving_collection() != self.collection:
+                await self._store.drop_generation(self.collection)
         self._finished = True
-        if self.rebuild:
-            await self._store.drop_generation(self.collection)
 
 
 async def _insert(

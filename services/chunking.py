@@ -19,12 +19,12 @@ from services.document_loader import ParsedDocument, Section
 HEADING_SEPARATOR = " > "
 
 # Separators, from the strongest boundary to the weakest; pieces are the text between them.
-_SPLITTERS = (
-    re.compile(r"\n[ \t]*\n\s*"),  # paragraphs
-    re.compile(r"\n\s*"),  # lines
-    re.compile(r"(?<=[.!?;:])\s+"),  # sentences (and clauses)
-    re.compile(r"\s+"),  # words
-)
+_PARAGRAPHS = re.compile(r"\n[ \t]*\n\s*")
+_LINES = re.compile(r"\n\s*")
+_SENTENCES = re.compile(r"(?<=[.!?;:])\s+")
+_WORDS = re.compile(r"\s+")
+_PROSE = (_PARAGRAPHS, _SENTENCES, _LINES, _WORDS)
+_CODE = (_PARAGRAPHS, _LINES, _SENTENCES, _WORDS)  # code: a line is the natural unit
 _WORD_START = re.compile(r"(?<!\S)\S")
 
 
@@ -76,20 +76,24 @@ def _with_subheading(path: Sequence[str], text: str, prefix: Sequence[str]) -> s
     return HEADING_SEPARATOR.join(rest) + "\n" + text if rest else text
 
 
-def _spans(text: str, start: int, end: int, size: int, level: int = 0) -> list[tuple[int, int]]:
+def _spans(
+    text: str, start: int, end: int, size: int, order: tuple[re.Pattern[str], ...] = _PROSE, level: int = 0
+) -> list[tuple[int, int]]:
     """Cut text[start:end] into trimmed spans of at most `size`, at the strongest boundary possible."""
     if end - start <= size:
         return [(start, end)]
-    if level == len(_SPLITTERS):  # a single word longer than a chunk: cut it, no other way
+    if level == len(order):  # a single word longer than a chunk: cut it, no other way
         return [(s, min(s + size, end)) for s in range(start, end, size)]
     out: list[tuple[int, int]] = []
     cursor = start
-    for match in _SPLITTERS[level].finditer(text, start, end):
-        if match.start() > cursor:
-            out.extend(_spans(text, cursor, match.start(), size, level + 1))
-        cursor = match.end()
-    if cursor < end:
-        out.extend(_spans(text, cursor, end, size, level + 1))
+    separators = [(m.start(), m.end()) for m in order[level].finditer(text, start, end)]
+    for separator_start, separator_end in [*separators, (end, end)]:
+        if separator_start > cursor:
+            inner = order
+            if level == 0:  # per paragraph: code splits at lines first, prose at sentences
+                inner = _CODE if "```" in text[cursor:separator_start] else _PROSE
+            out.extend(_spans(text, cursor, separator_start, size, inner, level + 1))
+        cursor = separator_end
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+import textwrap
 from dataclasses import dataclass, field
 
 from bs4 import BeautifulSoup, Comment, NavigableString, Tag
@@ -78,7 +79,9 @@ def _inline_text(token: Token) -> str:
             out.append(child.content if child.type == "text" else "")
         elif child.type == "code_inline":
             out.append(f"`{child.content}`")
-        elif child.type in ("softbreak", "hardbreak"):
+        elif child.type == "softbreak":  # source line wrapping, not a break in the text
+            out.append(" ")
+        elif child.type == "hardbreak":
             out.append("\n")
         elif child.type == "image":
             out.append(child.content)
@@ -97,14 +100,12 @@ def parse_markdown(text: str) -> tuple[str | None, list[Section]]:
     lists: list[list[str]] = []  # stack of pending item markers
     row: list[str] = []
     first_h1: str | None = None
-    first_heading: str | None = None
     tokens = _MD.parse(text)
     for index, token in enumerate(tokens):
         kind = token.type
         if kind == "heading_open":
             heading = _clean(_inline_text(tokens[index + 1]))
             level = int(token.tag[1])
-            first_heading = first_heading or heading
             if level == 1 and first_h1 is None:
                 first_h1 = heading
             builder.heading(level, heading)
@@ -132,7 +133,7 @@ def parse_markdown(text: str) -> tuple[str | None, list[Section]]:
         elif kind == "html_block" and not token.content.lstrip().startswith("<!--"):
             builder.block(_clean(BeautifulSoup(token.content, "html.parser").get_text(" ")))
     builder.flush()
-    return title or first_h1 or first_heading, builder.sections
+    return title or first_h1, builder.sections  # no H1: the loader uses the file name
 
 
 # --- reStructuredText ----------------------------------------------------------------------
@@ -143,6 +144,10 @@ def parse_rst(text: str) -> tuple[str | None, list[Section]]:
     from docutils import nodes
     from docutils.core import publish_doctree
     from docutils.utils import SystemMessage
+
+    from services.rst_compat import register_sphinx_compat
+
+    register_sphinx_compat()
 
     overrides = {
         "report_level": 5,
@@ -158,11 +163,19 @@ def parse_rst(text: str) -> tuple[str | None, list[Section]]:
         tree = publish_doctree(text, settings_overrides=overrides)
     except SystemMessage as exc:  # defensive: halt_level 5 should prevent it
         raise ParseError(f"malformed reStructuredText: {exc}") from exc
-    skip = (nodes.system_message, nodes.comment, nodes.substitution_definition, nodes.target, nodes.title)
+    skip = (nodes.comment, nodes.substitution_definition, nodes.target, nodes.title, nodes.docinfo)
     builder = _SectionBuilder()
     first_title: list[str] = []
 
     def render(node: nodes.Node) -> tuple[str, bool]:
+        if isinstance(node, nodes.system_message):
+            # An unknown directive: keep its text (the message carries the source), drop the rest.
+            blocks = [c for c in node.children if isinstance(c, nodes.literal_block)]
+            if not blocks or "directive" not in node.children[0].astext():
+                return "", False
+            first, _, body = blocks[0].astext().partition("\n")
+            argument = first.partition("::")[2].strip()
+            return _clean(argument + "\n" + textwrap.dedent(body)), False
         if isinstance(node, nodes.literal_block):
             return f"```\n{node.astext().rstrip()}\n```", False
         if isinstance(node, (nodes.bullet_list, nodes.enumerated_list)):
@@ -179,6 +192,8 @@ def parse_rst(text: str) -> tuple[str | None, list[Section]]:
                 bodies = [c.astext() for c in item.children if isinstance(c, nodes.definition)]
                 lines.append(_clean(" ".join(terms)) + ": " + _clean(" ".join(bodies)).replace("\n", " "))
             return "\n".join(lines), True
+        if isinstance(node, nodes.paragraph):  # unwrap source line wrapping
+            return _clean(node.astext()).replace("\n", " "), False
         return _clean(node.astext()), False
 
     def walk(node: nodes.Element, depth: int) -> None:

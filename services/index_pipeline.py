@@ -80,6 +80,10 @@ def _prepare(path: Path, known: DocumentState | None, settings: Settings) -> _Pr
     return parsed, chunks
 
 
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
 def _is_under(path: Path, roots: Sequence[Path]) -> bool:
     return any(path == root or root in path.parents for root in roots)
 
@@ -131,7 +135,8 @@ class IndexRun:
             self._set(phase="indexing")
             await self._pipeline(writer, discovery.files, states)
             stage = "deleting removed documents"
-            gone = self._vanished(states, discovery.files, [Path(f.path) for f in discovery.failures])
+            broken = [Path(f.path) for f in discovery.failures]
+            gone = await asyncio.to_thread(self._vanished, states, discovery.files, broken)
             if gone:
                 self._set(phase="deleting")
                 await writer.delete_documents(gone)
@@ -166,6 +171,9 @@ class IndexRun:
                 return writer
         writer = await self.store.open_writer(rebuild=True, model_id=model_id, dimension=dimension)
         self.collection = writer.collection
+        if [str(root) for root in self.roots] != list(self.settings.docs_paths):
+            where = ", ".join(str(root) for root in self.roots)
+            self.notes.append(f"the rebuilt index holds only documents under {where}")
         return writer
 
     async def _empty_source(self, writer: IndexWriter, unsupported: int) -> IndexResult:
@@ -184,7 +192,7 @@ class IndexRun:
 
     def _vanished(self, states: dict[str, DocumentState], files: list[Path], broken: list[Path]) -> list[str]:
         """Recorded documents under the indexed roots that are gone (never those elsewhere, nor
-        under a path that could not be read this time)."""
+        under a path that could not be read this time). Blocking: resolves paths."""
         roots = [root.expanduser().resolve() for root in self.roots if root.exists()]
         broken = [path.expanduser().resolve() for path in broken]
         present = {str(path) for path in files}
@@ -211,7 +219,7 @@ class IndexRun:
             )
         error = f"indexing stopped while {stage}: {cause}"
         result = self._result(error=error)
-        return IndexRunFailed(f"{error.capitalize()}. {aftermath.capitalize()}.", result)
+        return IndexRunFailed(f"{_sentence(error)} {_sentence(aftermath)}", result)
 
     async def _abort(self, writer: IndexWriter | None) -> str:
         if writer is None or not self.full:

@@ -173,7 +173,13 @@ class Indexer:
                 raise outcome
             return outcome
 
-        task = asyncio.create_task(run(), name="reindex")
+        coroutine = run()
+        try:
+            task = asyncio.create_task(coroutine, name="reindex")
+        except BaseException:  # no running loop: give the slot back
+            coroutine.close()
+            self._progress = None
+            raise
         self._tasks.add(task)
         task.add_done_callback(lambda t: self._background_done(t, reported=on_done is not None))
         return task

@@ -74,6 +74,10 @@ def test_split_prefers_paragraphs_then_sentences() -> None:
     # with overlap, the next chunk starts at a sentence start when one is in reach
     overlapping = split_text(long_paragraph, 300, 120)
     assert all(piece.startswith("Sentence number") for piece in overlapping)
+    # code is split at line ends, not at the "sentence" punctuation inside its lines
+    code = "```python\n" + "\n".join(f"result_{n} = compute(alpha: {n}. beta)" for n in range(40)) + "\n```"
+    code_chunks = split_text(code, 300, 0)
+    assert len(code_chunks) > 3 and all(chunk.endswith(("beta)", "```")) for chunk in code_chunks)
 
 
 def test_split_cuts_an_oversized_word_without_losing_text() -> None:

@@ -103,7 +103,7 @@ def test_markdown_title_from_front_matter_headings_and_code(corpus: Path) -> Non
 def test_markdown_h1_title_and_heading_levels(tmp_path: Path) -> None:
     path = tmp_path / "guide.md"
     path.write_text(
-        "Guide\n=====\n\nIntro with **bold**, a [link](http://x) and `code`.\n\n"
+        "Guide\n=====\n\nIntro with **bold**, a [link](http://x)\nand `code`.\n\n"
         "### Deep\n\ndeep text\n\n## Middle\n\nmiddle text\n\n"
         "| Key | Value |\n|---|---|\n| region | eu-west-1 |\n\n<!-- a comment -->\n\n# Second top\n\nlast\n",
         encoding="utf-8",
@@ -146,6 +146,27 @@ def test_rst_never_reads_other_files_and_survives_errors(tmp_path: Path) -> None
     everything = " ".join(s.text for s in doc.sections)
     assert "TOP-SECRET-CONTENT" not in everything
     assert "text under a short underline" in everything
+
+
+def test_rst_sphinx_markup_keeps_its_text(tmp_path: Path) -> None:
+    path = tmp_path / "api.rst"
+    path.write_text(
+        "API\n===\n\nCall :func:`acme.deploy.push` or :meth:`~acme.Client.rollback`; "
+        "see :ref:`the guide <guide>` and :rfc:`7231`.\n\n"
+        ".. versionadded:: 4.2\n\n   Canary deploys.\n\n"
+        ".. function:: push(target, *, strategy='rolling')\n\n   Deploy the current build.\n\n"
+        ".. code-block:: sh\n   :linenos:\n\n   acme-deploy push --target staging\n\n"
+        ".. toctree::\n\n   install.rst\n\n"
+        ".. acme-unknown:: some argument\n\n   Body of an unknown directive.\n",
+        encoding="utf-8",
+    )
+    text = _section(_parsed(path), "API")
+    assert "Call acme.deploy.push or rollback; see the guide and RFC 7231." in text
+    assert "4.2\n\nCanary deploys." in text
+    assert "push(target, *, strategy='rolling')\n\nDeploy the current build." in text
+    assert "```\nacme-deploy push --target staging\n```" in text
+    assert "install.rst" not in text  # toctree entries are navigation, not prose
+    assert "some argument\n\nBody of an unknown directive." in text
 
 
 def test_html_headings_and_dropped_chrome(corpus: Path) -> None:

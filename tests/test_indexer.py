@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import shutil
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from docs_corpus import BROKEN, LARGE, build_corpus
@@ -33,7 +35,7 @@ from services.indexer import (
 )
 
 MakeSettings = Callable[..., Settings]
-GOOD_DOCS = 8  # docs/ (5 + generated PDF), broken/legacy-notes.txt, large/changelog.md
+GOOD_DOCS = 7  # docs/ (5 + generated PDF) and broken/legacy-notes.txt; +1 with `add_large`
 BROKEN_FILES = {"empty.md": "empty file", "binary-data.txt": "binary data", "corrupt.pdf": "PDF"}
 
 
@@ -65,13 +67,17 @@ class CountingEmbedder:
 
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
-    """docs/ (with the generated PDF), broken/ and large/ copied into a folder of this test."""
+    """docs/ (with the generated PDF) and broken/ copied into a folder of this test."""
     root = tmp_path / "corpus"
     build_corpus(root / "docs")
     shutil.copytree(BROKEN, root / "broken")
-    (root / "large").mkdir()
-    shutil.copy(LARGE, root / "large" / LARGE.name)
     return root
+
+
+def add_large(corpus: Path) -> None:
+    """The ~100 KB changelog: one document spanning several embedding batches (slow: ~120 chunks)."""
+    (corpus / "large").mkdir()
+    shutil.copy(LARGE, corpus / "large" / LARGE.name)
 
 
 @pytest.fixture
@@ -136,9 +142,11 @@ async def serving_and_generations(store: WeaviateVectorStore) -> tuple[str | Non
 async def test_first_run_indexes_good_files_and_reports_broken_ones(
     indexer: Indexer, store: WeaviateVectorStore, counting: CountingEmbedder, corpus: Path, database: Database
 ) -> None:
+    add_large(corpus)
     result = await indexer.index()
 
-    assert (result.seen, result.added, result.updated, result.unchanged) == (GOOD_DOCS + 3, GOOD_DOCS, 0, 0)
+    good = GOOD_DOCS + 1
+    assert (result.seen, result.added, result.updated, result.unchanged) == (good + 3, good, 0, 0)
     assert (result.deleted, result.failed, result.empty_source, result.full) == (0, 3, False, False)
     reasons = {Path(f.path).name: f.reason for f in result.failures}
     assert reasons.keys() == BROKEN_FILES.keys()
@@ -150,12 +158,12 @@ async def test_first_run_indexes_good_files_and_reports_broken_ones(
     chunks = expected_chunks(store.settings, good_files(corpus))
     assert result.chunks_written == result.embeddings_computed == counting.texts == chunks
     stats = await store.stats()
-    assert stats is not None and (stats.documents, stats.chunks) == (GOOD_DOCS, chunks)
+    assert stats is not None and (stats.documents, stats.chunks) == (good, chunks)
     assert result.collection == stats.collection
     assert "install.md" in await sources(store, counting.inner, "brew install acme/tap/acme-deploy on macOS")
 
     logged = await SqlIndexRunLog(database).last_run()
-    assert logged is not None and logged["added"] == GOOD_DOCS and logged["failed"] == 3
+    assert logged is not None and logged["added"] == good and logged["failed"] == 3
     print(f"\nfirst index: {result.summary()}")
 
 
@@ -189,14 +197,14 @@ async def test_modified_file_is_reembedded_alone(
     await indexer.index()
     faq = corpus / "docs" / "faq.txt"
     faq.write_text(faq.read_text() + "\n\nThe office parrot is called Zanzibar-Quill.\n")
-    changelog = corpus / "large" / "changelog.md"
-    changelog.write_text(changelog.read_text()[:20_000])  # shrinks: its stale chunks must go
+    config = corpus / "docs" / "configuration.rst"
+    config.write_text(config.read_text()[:400])  # shrinks: its stale chunks must go
     texts_before = counting.texts
 
     result = await indexer.index()
 
     assert (result.updated, result.unchanged, result.added, result.deleted) == (2, GOOD_DOCS - 2, 0, 0)
-    changed = expected_chunks(store.settings, [faq, changelog])
+    changed = expected_chunks(store.settings, [faq, config])
     assert result.embeddings_computed == result.chunks_written == changed == counting.texts - texts_before
     stats = await store.stats()
     assert stats is not None and stats.chunks == expected_chunks(store.settings, good_files(corpus))
@@ -284,6 +292,7 @@ async def test_embedder_failure_during_rebuild_keeps_old_index_serving(
 async def test_embedder_failure_during_incremental_run_is_finished_by_the_next_run(
     store: WeaviateVectorStore, counting: CountingEmbedder, corpus: Path
 ) -> None:
+    add_large(corpus)  # a document spanning batches: it must not be recorded half-written
     failing = CountingEmbedder(counting.inner, fail_on_call=3)
 
     with pytest.raises(IndexRunFailed) as caught:
@@ -291,16 +300,73 @@ async def test_embedder_failure_during_incremental_run_is_finished_by_the_next_r
 
     partial = caught.value.result
     assert "will be indexed by the next run" in str(caught.value)
-    assert partial.added < GOOD_DOCS
-    stats = await store.stats()
-    assert stats is not None and stats.documents == partial.added  # only complete documents recorded
+    assert "Indexing stopped while embedding chunks: EmbedderOutage" in str(caught.value)
+    good = GOOD_DOCS + 1
+    assert partial.added < good
+    writer = await store.open_writer(rebuild=False, model_id=counting.model_id, dimension=counting.dimension)
+    recorded = await writer.document_states()
+    assert len(recorded) == partial.added  # only documents whose chunks were all written
+    assert not any(name.endswith("changelog.md") for name in recorded)
 
     result = await Indexer(store.settings, store, counting).index()
 
-    assert (result.unchanged, result.added) == (partial.added, GOOD_DOCS - partial.added)
+    assert (result.unchanged, result.added) == (partial.added, good - partial.added)
     stats = await store.stats()
-    assert stats is not None and stats.documents == GOOD_DOCS
+    assert stats is not None and stats.documents == good
     assert stats.chunks == expected_chunks(store.settings, good_files(corpus))
+
+
+class OverlapProbe(CountingEmbedder):
+    """Proves the stages overlap: its first call returns only once parsing went on meanwhile, its
+    second only once the first batch was written. Run stage after stage, it would time out."""
+
+    def __init__(
+        self, inner: LocalOnnxEmbedder, indexer_of: Callable[[], Indexer], parsed: list[str]
+    ) -> None:
+        super().__init__(inner)
+        self.indexer_of = indexer_of
+        self.parsed = parsed
+
+    async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        before = len(self.parsed)
+        vectors = await super().embed_documents(texts)
+        if self.calls == 1:
+            await wait_for(lambda: len(self.parsed) > before, "parsing during the first embedding call")
+        elif self.calls == 2:
+            await wait_for(
+                lambda: (p := self.indexer_of().progress) is not None and p.chunks_written > 0,
+                "a batch written while the next one is embedded",
+            )
+        return vectors
+
+
+async def wait_for(condition: Callable[[], bool], what: str) -> None:
+    for _ in range(6000):  # 60 s
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the pipeline did not overlap: no {what}")
+
+
+async def test_parsing_embedding_and_writing_overlap(
+    store: WeaviateVectorStore, embedder: LocalOnnxEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed: list[str] = []
+    real_prepare = pipeline._prepare
+
+    def spy(path: Path, *args: Any) -> Any:
+        result = real_prepare(path, *args)
+        time.sleep(0.05)  # in a worker thread: parsing as slow as a small PDF's
+        parsed.append(path.name)
+        return result
+
+    monkeypatch.setattr(pipeline, "_prepare", spy)
+    probe = OverlapProbe(embedder, lambda: probed, parsed)
+    probed = Indexer(store.settings, store, probe)
+
+    result = await probed.index()
+
+    assert probe.calls >= 2 and result.added == GOOD_DOCS and result.failed == 3
 
 
 async def test_second_concurrent_run_is_refused_with_progress(indexer: Indexer) -> None:

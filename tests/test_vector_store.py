@@ -6,11 +6,12 @@ import asyncio
 import math
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from configs.config import Settings
+from configs.config import DEFAULT_WEAVIATE_BINARY, Settings
 from data.records import Chunk, DocumentState
 from data.vector_store import (
     Fusion,
@@ -21,7 +22,7 @@ from data.vector_store import (
     WeaviateVectorStore,
 )
 from data.weaviate_schema import registry_name
-from data.weaviate_server import free_port
+from data.weaviate_server import EmbeddedWeaviate, free_port
 
 if TYPE_CHECKING:
     from data.embeddings import LocalOnnxEmbedder
@@ -314,3 +315,21 @@ async def test_wrong_api_key_is_reported(make_settings: MakeSettings) -> None:
     assert store.settings.weaviate_url is not None and store.settings.weaviate_url in str(caught.value)
     assert "refused the API key (WEAVIATE_API_KEY)" in str(caught.value)
     assert "not-the-key" not in str(caught.value)
+
+
+async def test_server_that_went_away_is_reported(make_settings: MakeSettings, tmp_path: Path) -> None:
+    async with EmbeddedWeaviate(DEFAULT_WEAVIATE_BINARY, tmp_path / "short-lived") as server:
+        settings = make_settings(
+            weaviate_url=server.url, weaviate_grpc_url=server.grpc_url, weaviate_api_key=server.api_key
+        )
+        store = WeaviateVectorStore(settings)
+        writer = await index_docs(store, DOCS)
+    # The server is gone now; every operation says so and names where it was.
+    with pytest.raises(StoreUnavailable, match=f"Weaviate at {server.url} stopped answering"):
+        await search(store, "sourdough", vec(0, 1))
+    with pytest.raises(StoreUnavailable, match=server.url):
+        await store.stats()
+    with pytest.raises(StoreUnavailable, match=server.url):
+        await writer.delete_documents(["bread"])  # (batch writes fail the same way, after client retries)
+    assert not await store.is_healthy()
+    await store.close()
