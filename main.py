@@ -9,6 +9,7 @@ import asyncio
 import json
 import logging
 import sys
+import warnings
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -29,15 +30,19 @@ cli = typer.Typer(
 console = Console(stderr=True)
 
 
-def _settings() -> Settings:
+def _settings(*, quiet: bool = True) -> Settings:
+    """Load settings or stop with one line. `quiet` commands log warnings only, unless LOG_LEVEL=DEBUG."""
     try:
         settings = load_settings()
     except ConfigError as exc:
         console.print(f"[red]{exc}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    level = settings.log_level if not quiet or settings.log_level == "DEBUG" else "WARNING"
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "httpcore", "openai", "weaviate", "chatkit", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # chatkit warns about its own widget classes on import; nothing a user can act on.
+    warnings.filterwarnings("ignore", message="Direct usage of named widget classes is deprecated")
     return settings
 
 
@@ -221,7 +226,7 @@ def serve() -> None:
     """Start every configured adapter (Slack, Discord) and the HTTP server."""
     from services.serve import run_server
 
-    _run(run_server(_settings()))
+    _run(run_server(_settings(quiet=False)))
 
 
 @cli.command()

@@ -121,9 +121,9 @@ async def measure(
                     question = questions[(number * turns + turn) % len(questions)]
                     samples.append(await _ask(chat, f"bench:{level}:{number}", question))
 
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             await asyncio.gather(*(conversation(n) for n in range(level)))
-            wall = time.perf_counter() - started
+            wall, cpu = time.perf_counter() - started, time.process_time() - cpu
             totals = [t for t, _, _ in samples]
             rest_share = [max(0.0, t - s.embedding - s.weaviate) / t for t, s, _ in samples]
             results["levels"].append(
@@ -133,6 +133,7 @@ async def measure(
                     "failed": sum(not ok for _, _, ok in samples),
                     "wall_seconds": wall,
                     "asks_per_second": len(samples) / wall,
+                    "cpu_ms_per_ask": 1000 * cpu / len(samples),  # this process, all threads
                     "total": _percentiles(totals),
                     "embedding": _percentiles([s.embedding for _, s, _ in samples]),
                     "weaviate": _percentiles([s.weaviate for _, s, _ in samples]),

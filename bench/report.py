@@ -26,8 +26,11 @@ def _key(run: dict[str, Any]) -> tuple[Any, ...]:
     return ("ours", i["chunk_size"], i["chunk_overlap"], i["embed_heading_path"], s["alpha"], s["fusion"])
 
 
-def pooled(runs: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[tuple[Any, ...], dict[str, Any]]:
-    """Configurations run on every dataset: labels, per-query scores concatenated in dataset order."""
+def pooled(
+    runs: Sequence[dict[str, Any]], names: Sequence[str], ids: dict[str, set[str]] | None = None
+) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Configurations run on every dataset: labels, per-query scores concatenated in dataset order
+    (only the queries in `ids`, the sets' current queries, when given)."""
     groups: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
     for run in runs:
         groups.setdefault(_key(run), {})[run["dataset"]] = run
@@ -36,6 +39,11 @@ def pooled(runs: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[tuple[A
         if not all(n in by_dataset for n in names):
             continue
         first = by_dataset[names[0]]
+        for n in names:
+            by_dataset[n] = {
+                **by_dataset[n],
+                "scores": [s for s in by_dataset[n]["scores"] if ids is None or s["id"] in ids[n]],
+            }
         scores = [s for n in names for s in by_dataset[n]["scores"]]
         out[key] = {
             "label": first["label"],
@@ -72,7 +80,9 @@ def _diff_line(name: str, best: dict[str, Any], other: dict[str, Any] | None) ->
     return f"| {name}: {other['label']} | " + " | ".join(cells) + " |"
 
 
-def _quality_section(names: Sequence[str], out: list[str], figures: Path) -> dict[str, Any] | None:
+def _quality_section(
+    names: Sequence[str], out: list[str], figures: Path, ids: dict[str, set[str]]
+) -> dict[str, Any] | None:
     data = load("quality")
     peers = load("peer_quality")
     runs = list(data["runs"]) if data else []
@@ -80,7 +90,7 @@ def _quality_section(names: Sequence[str], out: list[str], figures: Path) -> dic
     if not runs:
         out.append("_No quality results yet: run `python -m bench --parts quality,report`._\n")
         return None
-    table = pooled(runs, names)
+    table = pooled(runs, names, ids)
     ours = {k: v for k, v in table.items() if k[0] == "ours"}
     base = (BASE_INDEX.chunk_size, BASE_INDEX.chunk_overlap, BASE_INDEX.embed_heading_path)
     on_base = [v for k, v in ours.items() if k[1:4] == base]
@@ -142,19 +152,20 @@ def _ingest_section(out: list[str], figures: Path) -> None:
     raw_rate = total["raw_chunks"] / total["raw_seconds"]
     systems: dict[str, float] = {"bare embedder (same chunks)": raw_rate, "ours (Indexer)": ours_rate}
     out += [
-        "| system | dataset | chunks | mean chunk chars | seconds | chunks/s | ours ÷ this |",
-        "|---|---|---|---|---|---|---|",
+        "| system | dataset | chunks | mean chunk chars | seconds | chunks/s | ours ÷ this | "
+        "time in embedder |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         rate = r["chunks"] / r["seconds"]
         out.append(
             f"| ours (Indexer, full) | {r['dataset']} | {r['chunks']} | {r['mean_chunk_chars']:.0f} | "
-            f"{r['seconds']:.1f} | {rate:.1f} | 1.00 |"
+            f"{r['seconds']:.1f} | {rate:.1f} | 1.00 | {_share(r)} |"
         )
         raw = r["raw_chunks"] / r["raw_seconds"]
         out.append(
             f"| bare embedder, same chunks | {r['dataset']} | {r['raw_chunks']} | | {r['raw_seconds']:.1f} | "
-            f"{raw:.1f} | {rate / raw:.2f} |"
+            f"{raw:.1f} | {rate / raw:.2f} | 100% |"
         )
     for name, result in (peers or {}).get("speed", {}).items():
         chunks = sum(r["chunks"] for r in result["ingest"])
@@ -167,7 +178,7 @@ def _ingest_section(out: list[str], figures: Path) -> None:
             out.append(
                 f"| {name} | {r['dataset']} | {r['chunks']} | {r['mean_chunk_chars']:.0f} | "
                 f"{r['seconds']:.1f} | "
-                f"{rate:.1f} | {ratio:.2f} |"
+                f"{rate:.1f} | {ratio:.2f} | {_share(r)} |"
             )
     out += [
         "",
@@ -206,6 +217,10 @@ def _ingest_section(out: list[str], figures: Path) -> None:
         out.append(f"Peer versions: {versions}.\n")
 
 
+def _share(row: dict[str, Any]) -> str:
+    return f"{row['embed_seconds'] / row['seconds']:.0%}" if "embed_seconds" in row else "?"
+
+
 def _latency_section(out: list[str]) -> None:
     data = load("latency")
     if not data:
@@ -216,8 +231,8 @@ def _latency_section(out: list[str]) -> None:
         "index and search settings); each conversation asks its questions one after another, all "
         "conversations at once.\n",
         "| concurrent | asks | failed | p50 ms | p95 ms | p99 ms | embedding p50 | Weaviate p50 | rest p50 | "
-        "rest share (median) | asks/s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "rest share (median) | asks/s | CPU ms / ask |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for level in data["levels"]:
         t = level["total"]
@@ -226,7 +241,7 @@ def _latency_section(out: list[str]) -> None:
             f"{t['p95_ms']:.0f} | {t['p99_ms']:.0f} | {level['embedding']['p50_ms']:.0f} | "
             f"{level['weaviate']['p50_ms']:.0f} | {level['rest']['p50_ms']:.0f} | "
             f"{level['rest_share_p50']:.0%} | "
-            f"{level['asks_per_second']:.1f} |"
+            f"{level['asks_per_second']:.1f} | {level.get('cpu_ms_per_ask', float('nan')):.0f} |"
         )
     out.append("")
     profile = data.get("profile")
@@ -268,7 +283,8 @@ def write(datasets: Sequence[Dataset]) -> Path:
     figures = DOC.parent / "benchmarks"
     figures.mkdir(parents=True, exist_ok=True)
     out = [*intro(load("machine"), datasets), "## Retrieval quality\n"]
-    best = _quality_section(names, out, figures)
+    ids = {d.name: {q.id for q in d.queries} for d in datasets}
+    best = _quality_section(names, out, figures, ids)
     out += ["## Ingestion throughput\n"]
     _ingest_section(out, figures)
     out += ["## `ask` latency\n"]

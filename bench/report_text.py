@@ -35,14 +35,15 @@ def intro(machine: dict[str, Any] | None, datasets: Sequence[Dataset]) -> list[s
             "",
         ]
     lines += [
-        "| query set | format | source package | documents | queries (FAQ + question headings) | "
-        "answer sentences / query |",
-        "|---|---|---|---|---|---|",
+        "| query set | format | source package | documents | characters | queries (FAQ + question headings) "
+        "| answer sentences / query |",
+        "|---|---|---|---|---|---|---|",
     ]
     for d in datasets:
         m = d.manifest
         lines.append(
             f"| {d.name} | {m['format']} | `{m['package']}` {m['package_version']} | {m['documents']} | "
+            f"{m['corpus_characters']:,} | "
             f"{m['queries']} ({m['queries_faq']} + {m['queries_heading']}) | {m['answer_sentences_mean']} |"
         )
     lines.append("")
@@ -80,8 +81,9 @@ prints the command: `apt-get update && apt-get install -y python-django-doc pyth
 list items; code blocks, directives and nested sections excluded; for reST, sentences carrying inline
 markup are skipped so the judgement does not depend on how a renderer prints a role) that have at least
 {MIN_WORDS} words and occur **exactly once in the whole corpus** after normalisation (lower case,
-only letters and digits, single spaces). Sections left with no such sentence are dropped (counted
-in each set's manifest.json).
+only letters and digits, single spaces). Sections left with no such sentence are dropped, and
+so are questions whose text occurs twice ("What's next?", "What is Python?") or holds a placeholder
+("How do I ...?"); both are counted in each set's manifest.json.
 
 **Relevance.** A returned passage is relevant when its normalised text contains a whole answer
 sentence. This holds whatever the chunking (and for any system that returns text, so the peers are

@@ -59,6 +59,11 @@ def parse_endpoint(url: str, grpc_url: str | None) -> Endpoint:
             raise ValueError(f"WEAVIATE_GRPC_URL must look like host:port, got {grpc_url!r}")
         grpc_secure = grpc.scheme in ("https", "grpcs") or (not grpc.scheme and secure)
         grpc_host, grpc_port = grpc.hostname, grpc.port or (443 if grpc_secure else DEFAULT_GRPC_PORT)
+    if (grpc_host, grpc_port) == (parts.hostname, http_port):
+        raise ValueError(
+            f"WEAVIATE_URL and WEAVIATE_GRPC_URL both point at {grpc_host}:{grpc_port}; Weaviate serves gRPC "
+            "on a port of its own (usually 50051): set WEAVIATE_GRPC_URL to it."
+        )
     return Endpoint(parts.hostname, http_port, secure, grpc_host, grpc_port, grpc_secure)
 
 

@@ -59,6 +59,8 @@ def free_port(host: str = "127.0.0.1", exclude: set[int] | None = None) -> int:
 
 def _port_is_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # Like the server's own listener: TIME-WAIT leftovers of a previous run don't count as busy.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:

@@ -139,13 +139,19 @@ def split_text(text: str, chunk_size: int, chunk_overlap: int) -> list[str]:
     return chunks
 
 
+def headings_below_title(title: str, heading_path: Sequence[str]) -> list[str]:
+    """The heading path without a first heading that repeats the title (the usual H1)."""
+    headings = list(heading_path)
+    if headings and headings[0].casefold() == title.casefold():
+        return headings[1:]
+    return headings
+
+
 def embed_text_for(title: str, heading_path: Sequence[str], text: str, with_headings: bool) -> str:
     """What the embedder sees: title and headings give a short passage its topic."""
     if not with_headings:
         return text
-    headings = list(heading_path)
-    if headings and headings[0].casefold() == title.casefold():
-        headings = headings[1:]  # the H1 usually repeats the title
+    headings = headings_below_title(title, heading_path)
     context = [title, HEADING_SEPARATOR.join(headings)] if headings else [title]
     return "\n".join(part for part in context if part) + "\n\n" + text
 
@@ -169,7 +175,9 @@ def chunk_sections(
                     chunk_index=len(chunks),
                     text=text,
                     title=document.title,
-                    heading_path=HEADING_SEPARATOR.join(piece.heading_path),
+                    heading_path=HEADING_SEPARATOR.join(
+                        headings_below_title(document.title, piece.heading_path)
+                    ),
                     source=document.source,
                     content_hash=document.content_hash,
                     modified_time=document.modified_time,

@@ -11,10 +11,16 @@ from data.vector_store import IndexModelMismatch, StoreUnavailable
 def user_message(exc: BaseException) -> str | None:
     """A message for failures users can fix; None for bugs (which keep their traceback)."""
     from data.weaviate_server import WeaviateServerError
-    from services.indexer import IndexAlreadyRunning
+    from services.indexer import IndexAlreadyRunning, IndexRunFailed
 
     if isinstance(
-        exc, ConfigError | StoreUnavailable | IndexModelMismatch | IndexAlreadyRunning | WeaviateServerError
+        exc,
+        ConfigError
+        | StoreUnavailable
+        | IndexModelMismatch
+        | IndexAlreadyRunning
+        | IndexRunFailed
+        | WeaviateServerError,
     ):
         return str(exc)
     if isinstance(exc, SQLAlchemyError):

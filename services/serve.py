@@ -7,9 +7,10 @@ import logging
 import signal
 from collections.abc import Awaitable
 from contextlib import AsyncExitStack
+from typing import Any
 
 from configs.config import Settings
-from services.http_server import Handler, build_http_app, start_http_server
+from services.http_server import Handler, bound_port, build_http_app, start_http_server
 from services.metrics import MeteredAskService
 from services.runtime import Runtime, open_runtime
 
@@ -22,12 +23,18 @@ HOW_TO_ENABLE = (
 )
 
 
-async def run_server(settings: Settings) -> None:
-    """Run until SIGINT/SIGTERM; index DOCS_PATHS in the background on first start."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+async def run_server(
+    settings: Settings, *, stop: asyncio.Event | None = None, started: asyncio.Future[int] | None = None
+) -> None:
+    """Run until SIGINT/SIGTERM (or `stop` is set); index DOCS_PATHS in the background on first start.
+
+    `started`, when given, receives the HTTP port once the server listens (port 0 picks a free one).
+    """
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
     async with open_runtime(settings) as runtime, AsyncExitStack() as stack:
         background: list[Awaitable[None]] = []
         routes: dict[str, Handler] = {}
@@ -40,14 +47,17 @@ async def run_server(settings: Settings) -> None:
         )
         http = await start_http_server(app, settings.http_host, settings.http_port)
         stack.push_async_callback(http.cleanup)
+        if started is not None:
+            started.set_result(bound_port(http) or settings.http_port)
+        tasks: list[asyncio.Task[Any]] = [asyncio.create_task(_guard(job)) for job in background]
         if await runtime.store.stats() is None:
             log.info("The index is empty: indexing %s in the background", ", ".join(settings.docs_paths))
-            runtime.indexer.start_background(on_done=_log_index_result)
-        tasks = [asyncio.create_task(_guard(job)) for job in background]
+            tasks.append(runtime.indexer.start_background(on_done=_log_index_result))
         await stop.wait()
         log.info("Shutting down")
         for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _start_adapters(

@@ -165,23 +165,28 @@ def quote_answer(question: str, tool_outputs: Iterable[str]) -> str:
 
 
 def excerpt(text: str, terms: set[str], limit: int = _EXCERPT_CHARS) -> str:
-    """About `limit` characters of `text`, starting near the sentence that best matches `terms`."""
+    """About `limit` characters of `text`, starting near the sentence that best matches `terms`.
+
+    The excerpt is a slice of the original text, so line breaks (lists, code) survive.
+    """
     if len(text) <= limit:
         return text
-    sentences = [s for s in _SENTENCE_END.split(text) if s.strip()]
-    scores = [len(terms & {w.lower() for w in _WORD.findall(s)}) for s in sentences]
-    best = max(range(len(sentences)), key=lambda i: (scores[i], -i)) if sentences else 0
-    start = max(0, best - 1) if scores and scores[best] else 0
-    picked: list[str] = []
-    for sentence in sentences[start:]:
-        if picked and len(" ".join([*picked, sentence])) > limit:
+    starts = [0, *(match.end() for match in _SENTENCE_END.finditer(text))]
+    spans = [(a, b) for a, b in zip(starts, [*starts[1:], len(text)], strict=True) if text[a:b].strip()]
+    scores = [len(terms & {w.lower() for w in _WORD.findall(text[a:b])}) for a, b in spans]
+    best = max(range(len(spans)), key=lambda i: (scores[i], -i)) if spans else 0
+    first = max(0, best - 1) if scores and scores[best] else 0
+    begin = spans[first][0] if spans else 0
+    end = begin
+    for _, span_end in spans[first:]:
+        if end > begin and span_end - begin > limit:
             break
-        picked.append(sentence)
-    result = " ".join(picked)
+        end = span_end
+    result = text[begin:end].rstrip()
     if len(result) > limit:
         result = result[:limit].rsplit(" ", 1)[0]
-    prefix = "… " if start > 0 else ""
-    suffix = " …" if start + len(picked) < len(sentences) or len(result) < len(" ".join(picked)) else ""
+    prefix = "… " if begin > 0 else ""
+    suffix = " …" if begin + len(result) < len(text.rstrip()) else ""
     return prefix + result + suffix
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from configs.config import DEFAULT_WEAVIATE_BINARY, Settings
-from data.weaviate_server import EmbeddedWeaviate
+from data.weaviate_server import EmbeddedWeaviate, WeaviateServerError
 
 if TYPE_CHECKING:
     from data.embeddings import LocalOnnxEmbedder
@@ -29,11 +29,24 @@ async def weaviate_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIter
 
     It requires `api_key` (Weaviate's gRPC port listens on all interfaces); `make_settings` sets it.
     """
-    server = EmbeddedWeaviate(
-        DEFAULT_WEAVIATE_BINARY, tmp_path_factory.mktemp("weaviate"), startup_timeout=120
-    )
-    async with server:
-        yield server
+    failures: list[str] = []
+    for _attempt in range(3):  # a port taken between choosing and binding it: try fresh ports
+        server = EmbeddedWeaviate(
+            DEFAULT_WEAVIATE_BINARY, tmp_path_factory.mktemp("weaviate"), startup_timeout=120
+        )
+        try:
+            await server.start()
+        except WeaviateServerError as exc:
+            if not DEFAULT_WEAVIATE_BINARY.exists():
+                raise
+            failures.append(str(exc))
+            continue
+        try:
+            yield server
+        finally:
+            await server.stop()
+        return
+    pytest.fail("The test Weaviate server did not start:\n" + "\n---\n".join(failures))
 
 
 def _clear_settings_env(monkeypatch: pytest.MonkeyPatch) -> None:

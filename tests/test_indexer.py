@@ -11,21 +11,29 @@ import asyncio
 import itertools
 import shutil
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from docs_corpus import BROKEN, LARGE, build_corpus
+from docs_corpus import BROKEN, build_corpus
+from indexing_support import (
+    BROKEN_FILES,
+    CountingEmbedder,
+    EmbedderOutage,
+    OverlapProbe,
+    add_large,
+    expected_chunks,
+    good_files,
+    serving_and_generations,
+    sources,
+)
 
 import services.index_pipeline as pipeline
 from configs.config import Settings
 from data.embeddings import LocalOnnxEmbedder
 from data.vector_store import WeaviateVectorStore
-from data.weaviate_schema import generation_pattern
-from services.chunking import chunk_document
 from services.database import Database, SqlIndexRunLog
-from services.document_loader import ParsedDocument, parse_document
 from services.indexer import (
     IndexAlreadyRunning,
     Indexer,
@@ -36,33 +44,6 @@ from services.indexer import (
 
 MakeSettings = Callable[..., Settings]
 GOOD_DOCS = 7  # docs/ (5 + generated PDF) and broken/legacy-notes.txt; +1 with `add_large`
-BROKEN_FILES = {"empty.md": "empty file", "binary-data.txt": "binary data", "corrupt.pdf": "PDF"}
-
-
-class EmbedderOutage(Exception):
-    """What the failing embedder raises."""
-
-
-class CountingEmbedder:
-    """The real embedder, counting texts and calls; raises `EmbedderOutage` from call `fail_on_call`."""
-
-    def __init__(self, inner: LocalOnnxEmbedder, *, fail_on_call: int | None = None) -> None:
-        self.inner = inner
-        self.model_id = inner.model_id
-        self.dimension = inner.dimension
-        self.fail_on_call = fail_on_call
-        self.calls = 0
-        self.texts = 0
-
-    async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
-        self.calls += 1
-        if self.fail_on_call is not None and self.calls >= self.fail_on_call:
-            raise EmbedderOutage(f"embedding provider unavailable (call {self.calls})")
-        self.texts += len(texts)
-        return await self.inner.embed_documents(texts)
-
-    async def embed_query(self, text: str) -> list[float]:
-        return await self.inner.embed_query(text)
 
 
 @pytest.fixture
@@ -72,12 +53,6 @@ def corpus(tmp_path: Path) -> Path:
     build_corpus(root / "docs")
     shutil.copytree(BROKEN, root / "broken")
     return root
-
-
-def add_large(corpus: Path) -> None:
-    """The ~100 KB changelog: one document spanning several embedding batches (slow: ~120 chunks)."""
-    (corpus / "large").mkdir()
-    shutil.copy(LARGE, corpus / "large" / LARGE.name)
 
 
 @pytest.fixture
@@ -102,41 +77,6 @@ def counting(embedder: LocalOnnxEmbedder) -> CountingEmbedder:
 @pytest.fixture
 def indexer(store: WeaviateVectorStore, counting: CountingEmbedder, database: Database) -> Indexer:
     return Indexer(store.settings, store, counting, run_log=SqlIndexRunLog(database))
-
-
-def expected_chunks(settings: Settings, paths: Sequence[Path]) -> int:
-    """Chunks the loader + chunker make of these files (what the index must hold)."""
-    total = 0
-    for path in paths:
-        parsed = parse_document(path)
-        assert isinstance(parsed, ParsedDocument), parsed
-        total += len(chunk_document(parsed, settings))
-    return total
-
-
-def good_files(corpus: Path) -> list[Path]:
-    broken = {corpus / "broken" / name for name in BROKEN_FILES}
-    return sorted(p for p in corpus.rglob("*") if p.is_file() and p not in broken)
-
-
-async def sources(store: WeaviateVectorStore, embedder: LocalOnnxEmbedder, query: str) -> list[str]:
-    """File names of the top hits for `query` on the serving index."""
-    hits = await store.search(
-        query,
-        await embedder.embed_query(query),
-        model_id=embedder.model_id,
-        limit=5,
-        alpha=0.5,
-        fusion="relative_score",
-    )
-    return [Path(hit.source).name for hit in hits]
-
-
-async def serving_and_generations(store: WeaviateVectorStore) -> tuple[str | None, set[str]]:
-    client = await store.client()
-    names = await client.collections.list_all(simple=True)
-    pattern = generation_pattern(store.alias)
-    return await store.serving_collection(), {name for name in names if pattern.match(name)}
 
 
 async def test_first_run_indexes_good_files_and_reports_broken_ones(
@@ -316,38 +256,6 @@ async def test_embedder_failure_during_incremental_run_is_finished_by_the_next_r
     assert stats.chunks == expected_chunks(store.settings, good_files(corpus))
 
 
-class OverlapProbe(CountingEmbedder):
-    """Proves the stages overlap: its first call returns only once parsing went on meanwhile, its
-    second only once the first batch was written. Run stage after stage, it would time out."""
-
-    def __init__(
-        self, inner: LocalOnnxEmbedder, indexer_of: Callable[[], Indexer], parsed: list[str]
-    ) -> None:
-        super().__init__(inner)
-        self.indexer_of = indexer_of
-        self.parsed = parsed
-
-    async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
-        before = len(self.parsed)
-        vectors = await super().embed_documents(texts)
-        if self.calls == 1:
-            await wait_for(lambda: len(self.parsed) > before, "parsing during the first embedding call")
-        elif self.calls == 2:
-            await wait_for(
-                lambda: (p := self.indexer_of().progress) is not None and p.chunks_written > 0,
-                "a batch written while the next one is embedded",
-            )
-        return vectors
-
-
-async def wait_for(condition: Callable[[], bool], what: str) -> None:
-    for _ in range(6000):  # 60 s
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"the pipeline did not overlap: no {what}")
-
-
 async def test_parsing_embedding_and_writing_overlap(
     store: WeaviateVectorStore, embedder: LocalOnnxEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -441,3 +349,19 @@ async def test_start_background_hands_result_or_exception_to_on_done(
     with pytest.raises(IndexRunFailed):
         await task
     assert isinstance(outcomes[1], IndexRunFailed) and not failing.running
+
+
+async def test_embedding_model_change_rebuilds_fully_with_a_note(
+    store: WeaviateVectorStore, counting: CountingEmbedder
+) -> None:
+    renamed = CountingEmbedder(counting.inner)
+    renamed.model_id = "previous-model"  # same vectors, but the index records another model
+    first = await Indexer(store.settings, store, renamed).index()
+
+    result = await Indexer(store.settings, store, counting).index()
+
+    assert result.full and result.added == GOOD_DOCS and result.collection != first.collection
+    assert any(note.startswith("embedding model changed: rebuilt fully") for note in result.notes)
+    stats = await store.stats()
+    assert stats is not None and stats.embedder_model_id == counting.model_id
+    assert stats.documents == GOOD_DOCS

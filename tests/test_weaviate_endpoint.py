@@ -28,3 +28,8 @@ def test_explicit_grpc_url_wins() -> None:
 def test_bad_url_names_the_variable() -> None:
     with pytest.raises(ValueError, match="WEAVIATE_URL"):
         parse_endpoint("ftp://weaviate", None)
+
+
+def test_same_port_for_http_and_grpc_is_explained() -> None:
+    with pytest.raises(ValueError, match="WEAVIATE_GRPC_URL"):
+        parse_endpoint("http://127.0.0.1:9", "127.0.0.1:9")

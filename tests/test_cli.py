@@ -1,0 +1,107 @@
+"""The command line end to end: index, search (stdin JSON lines), ask --json, status --json.
+
+Commands run in-process through Typer's runner against the session's real Weaviate and the real
+embedder; settings come from environment variables exactly as a user would set them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from docs_corpus import BROKEN, build_corpus
+from typer.testing import CliRunner
+
+from configs.config import Settings
+from data.weaviate_server import EmbeddedWeaviate
+from main import cli
+
+
+@pytest.fixture
+def cli_env(
+    tmp_path: Path, weaviate_server: EmbeddedWeaviate, make_settings: object, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """Environment for the CLI: the test corpus plus one broken file, the session Weaviate."""
+    docs = tmp_path / "docs"
+    build_corpus(docs)
+    (docs / "empty.md").write_bytes((BROKEN / "empty.md").read_bytes())
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    env = {
+        "DATA_DIR": str(tmp_path / "data"),
+        "DOCS_PATHS": str(docs),
+        "WEAVIATE_URL": weaviate_server.url,
+        "WEAVIATE_GRPC_URL": weaviate_server.grpc_url,
+        "WEAVIATE_COLLECTION": "Cli" + tmp_path.name.replace("_", "").replace("-", "")[-12:],
+    }
+    if weaviate_server.api_key is not None:
+        env["WEAVIATE_API_KEY"] = weaviate_server.api_key.get_secret_value()
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+def run(*args: str, stdin: str | None = None) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args), input=stdin)
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout
+
+
+def test_index_search_ask_status(cli_env: dict[str, str]) -> None:
+    code, out = run("index")
+    assert code == 0, out
+    assert "7 documents seen: 6 added" in out and "1 failed" in out
+    assert "empty.md" in out  # the broken file is named with its reason
+
+    code, out = run("index")
+    assert code == 0 and "6 unchanged" in out and "0 embeddings computed" in out, out
+
+    queries = "What is the default region?\nWhich Ubuntu version is no longer supported?\n"
+    code, out = run("search", "-k", "3", stdin=queries)
+    assert code == 0, out
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [line["query"] for line in lines] == queries.splitlines()
+    assert all(
+        set(result) >= {"text", "title", "source", "score"} for line in lines for result in line["results"]
+    )
+    assert lines[0]["results"][0]["source"].endswith("configuration.rst")
+    assert "eu-west-1" in lines[0]["results"][0]["text"]
+    assert lines[1]["results"][0]["source"].endswith("release-notes.pdf")
+    assert len(lines[0]["results"]) <= 3
+
+    code, out = run("ask", "How do I contact support?", "--json")
+    assert code == 0, out
+    answer = json.loads(out)
+    assert "No language model is configured" in answer["answer"]
+    assert "support@acme.example" in answer["answer"]
+    assert any(source["source"].endswith("faq.txt") for source in answer["sources"])
+
+    code, out = run("status", "--json")
+    assert code == 0, out
+    status = json.loads(out)
+    assert status["index"]["documents"] == 6 and status["index"]["chunks"] > 6
+    assert status["index"]["embedder"] == "all-MiniLM-L6-v2-onnx-int8"
+    assert status["last_run"]["unchanged"] == 6 and status["language_model"] is None
+
+
+def test_index_of_a_folder_without_documents_says_so(cli_env: dict[str, str], tmp_path: Path) -> None:
+    empty = tmp_path / "nothing-here"
+    empty.mkdir()
+    (empty / "image.png").write_bytes(b"\x89PNG\r\n")
+    code, out = run("index", str(empty))
+    assert code == 0
+    assert "no supported documents" in out.lower() or "empty" in out.lower(), out
+
+
+def test_store_down_is_one_clear_line(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEAVIATE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("WEAVIATE_GRPC_URL", "127.0.0.1:10")
+    result = CliRunner().invoke(cli, ["search", "anything"])
+    assert result.exit_code == 1
+    assert "127.0.0.1:9" in result.output and "Traceback" not in result.output
+
+
+def test_settings_fixture_is_isolated(settings: Settings) -> None:
+    """Guard: the env-var based CLI tests must not leak into fixture-built settings."""
+    assert settings.docs_paths != [] and settings.weaviate_collection.startswith("T")

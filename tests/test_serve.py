@@ -1,0 +1,99 @@
+"""`serve`: the HTTP server with /healthz, /metrics and the ChatKit protocol, over a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import aiohttp
+from docs_corpus import build_corpus
+
+from configs.config import Settings
+from services.runtime import open_runtime
+from services.serve import run_server
+
+
+async def test_serve_indexes_on_first_start_and_answers_over_http(
+    make_settings: object, tmp_path: Path
+) -> None:
+    docs = tmp_path / "docs"
+    build_corpus(docs)
+    settings: Settings = make_settings(docs_paths=[str(docs)], http_port=0)  # type: ignore[operator]
+    stop = asyncio.Event()
+    started: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    server = asyncio.create_task(run_server(settings, stop=stop, started=started))
+    try:
+        port = await asyncio.wait_for(started, 120)
+        base = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/healthz") as response:
+                health = await response.json()
+                assert response.status == 200 and health["status"] == "ok", health
+
+            # The empty index is filled in the background on first start.
+            for _ in range(240):
+                async with open_runtime(settings) as runtime:
+                    stats = await runtime.store.stats()
+                if stats is not None and stats.documents == 6:
+                    break
+                await asyncio.sleep(0.5)
+            assert stats is not None and stats.documents == 6
+
+            request = {
+                "type": "threads.create",
+                "params": {
+                    "input": {
+                        "content": [
+                            {"type": "input_text", "text": "What license is Acme Deploy released under?"}
+                        ],
+                        "attachments": [],
+                        "inference_options": {},
+                    }
+                },
+            }
+            async with http.post(f"{base}/chatkit", data=json.dumps(request)) as response:
+                assert response.status == 200
+                assert response.headers["Content-Type"].startswith("text/event-stream")
+                body = (await response.read()).decode()
+            events = [json.loads(line[6:]) for line in body.splitlines() if line.startswith("data: ")]
+            types = [event["type"] for event in events]
+            assert types[0] == "thread.created" and "thread.item.done" in types
+            done = [
+                e["item"]
+                for e in events
+                if e["type"] == "thread.item.done" and e["item"]["type"] == "assistant_message"
+            ]
+            assert "Apache License 2.0" in done[-1]["content"][0]["text"]
+
+            async with http.post(f"{base}/chatkit", data=b"{not json") as response:
+                assert response.status == 400
+
+            async with http.get(f"{base}/metrics") as response:
+                metrics = await response.text()
+                assert response.status == 200 and "docsbot_asks_total" in metrics
+    finally:
+        stop.set()
+        await asyncio.wait_for(server, 60)
+
+
+async def test_chatkit_token_is_required_when_set(make_settings: object) -> None:
+    from pydantic import SecretStr
+
+    settings: Settings = make_settings(http_port=0, chatkit_api_token=SecretStr("s3cret"))  # type: ignore[operator]
+    stop = asyncio.Event()
+    started: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    server = asyncio.create_task(run_server(settings, stop=stop, started=started))
+    try:
+        port = await asyncio.wait_for(started, 120)
+        request = {"type": "threads.list", "params": {}}
+        async with aiohttp.ClientSession() as http:
+            url = f"http://127.0.0.1:{port}/chatkit"
+            async with http.post(url, json=request) as response:
+                assert response.status == 401
+                assert "s3cret" not in await response.text()
+            async with http.post(url, json=request, headers={"Authorization": "Bearer s3cret"}) as response:
+                assert response.status == 200
+    finally:
+        stop.set()
+        await asyncio.wait_for(server, 60)
