@@ -60,9 +60,7 @@ AskEvent = Status | TextDelta | Answer | AskFailed
 class AskService(Protocol):
     """What adapters need from the chatkit service."""
 
-    def ask(
-        self, conversation_key: str, text: str, *, user_id: str | None = None
-    ) -> AsyncIterator[AskEvent]:
+    def ask(self, conversation_key: str, text: str, *, user_id: str | None = None) -> AsyncIterator[AskEvent]:
         """Add `text` to the conversation and stream the reply; always ends in `Answer` or `AskFailed`."""
         ...
 

@@ -118,7 +118,9 @@ class DiscordBot:
             except discord.HTTPException as exc:
                 log.error(
                     "Discord: could not sync the slash commands to guild %s (is the bot invited there "
-                    "with the applications.commands scope?): %s", guild_id, exc,
+                    "with the applications.commands scope?): %s",
+                    guild_id,
+                    exc,
                 )
 
     # --- messages --------------------------------------------------------------------------
@@ -272,9 +274,7 @@ class DiscordBot:
         """`/reindex`: check, defer ephemerally, then follow up with progress and the report."""
         if not self._may_reindex(interaction):
             who = "members with an admin role" if self._settings.discord_admin_role_ids else "server managers"
-            await interaction.response.send_message(
-                f"⛔ Only {who} can reindex the docs.", ephemeral=True
-            )
+            await interaction.response.send_message(f"⛔ Only {who} can reindex the docs.", ephemeral=True)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         if mode == "status":

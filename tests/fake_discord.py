@@ -81,37 +81,101 @@ class FakeDiscord:
 
     # --- payloads --------------------------------------------------------------------------
     def user(self, user_id: int, name: str, *, bot: bool = False) -> dict[str, Any]:
-        return {"id": str(user_id), "username": name, "discriminator": "0", "global_name": name,
-                "avatar": None, "bot": bot, "public_flags": 0}
+        return {
+            "id": str(user_id),
+            "username": name,
+            "discriminator": "0",
+            "global_name": name,
+            "avatar": None,
+            "bot": bot,
+            "public_flags": 0,
+        }
 
     def member(self, user_id: int, name: str, *, bot: bool = False) -> dict[str, Any]:
-        return {"user": self.user(user_id, name, bot=bot), "roles": [], "joined_at": TIMESTAMP,
-                "deaf": False, "mute": False, "flags": 0, "nick": None}
+        return {
+            "user": self.user(user_id, name, bot=bot),
+            "roles": [],
+            "joined_at": TIMESTAMP,
+            "deaf": False,
+            "mute": False,
+            "flags": 0,
+            "nick": None,
+        }
 
     def guild_payload(self) -> dict[str, Any]:
-        everyone = {"id": str(self.guild_id), "name": "@everyone", "permissions": EVERYONE_PERMISSIONS,
-                    "position": 0, "color": 0, "hoist": False, "managed": False, "mentionable": False,
-                    "flags": 0}
-        channel = {"id": str(self.channel_id), "type": 0, "guild_id": str(self.guild_id), "name": "general",
-                   "position": 0, "permission_overwrites": [], "nsfw": False, "topic": None,
-                   "rate_limit_per_user": 0, "parent_id": None, "last_message_id": None}
-        return {"id": str(self.guild_id), "name": "Smoke Test", "owner_id": str(self.human_id),
-                "roles": [everyone], "channels": [channel], "threads": [], "emojis": [], "stickers": [],
-                "members": [self.member(self.bot_id, "docsbot", bot=True),
-                            self.member(self.human_id, "alice")],
-                "member_count": 2, "features": [], "voice_states": [], "presences": [], "large": False,
-                "unavailable": False, "joined_at": TIMESTAMP, "verification_level": 0, "mfa_level": 0,
-                "default_message_notifications": 0, "explicit_content_filter": 0, "premium_tier": 0,
-                "preferred_locale": "en-US", "nsfw_level": 0, "afk_timeout": 300, "system_channel_flags": 0}
+        everyone = {
+            "id": str(self.guild_id),
+            "name": "@everyone",
+            "permissions": EVERYONE_PERMISSIONS,
+            "position": 0,
+            "color": 0,
+            "hoist": False,
+            "managed": False,
+            "mentionable": False,
+            "flags": 0,
+        }
+        channel = {
+            "id": str(self.channel_id),
+            "type": 0,
+            "guild_id": str(self.guild_id),
+            "name": "general",
+            "position": 0,
+            "permission_overwrites": [],
+            "nsfw": False,
+            "topic": None,
+            "rate_limit_per_user": 0,
+            "parent_id": None,
+            "last_message_id": None,
+        }
+        return {
+            "id": str(self.guild_id),
+            "name": "Smoke Test",
+            "owner_id": str(self.human_id),
+            "roles": [everyone],
+            "channels": [channel],
+            "threads": [],
+            "emojis": [],
+            "stickers": [],
+            "members": [self.member(self.bot_id, "docsbot", bot=True), self.member(self.human_id, "alice")],
+            "member_count": 2,
+            "features": [],
+            "voice_states": [],
+            "presences": [],
+            "large": False,
+            "unavailable": False,
+            "joined_at": TIMESTAMP,
+            "verification_level": 0,
+            "mfa_level": 0,
+            "default_message_notifications": 0,
+            "explicit_content_filter": 0,
+            "premium_tier": 0,
+            "preferred_locale": "en-US",
+            "nsfw_level": 0,
+            "afk_timeout": 300,
+            "system_channel_flags": 0,
+        }
 
     def message_payload(
         self, channel_id: int, author: dict[str, Any], content: str, **extra: Any
     ) -> dict[str, Any]:
         payload: dict[str, Any] = {
-                   "id": str(next(self._ids)), "channel_id": str(channel_id), "author": author,
-                   "content": content, "timestamp": TIMESTAMP, "edited_timestamp": None, "tts": False,
-                   "mention_everyone": False, "mentions": [], "mention_roles": [], "attachments": [],
-                   "embeds": [], "pinned": False, "type": 0, "flags": 0, "components": []}
+            "id": str(next(self._ids)),
+            "channel_id": str(channel_id),
+            "author": author,
+            "content": content,
+            "timestamp": TIMESTAMP,
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "attachments": [],
+            "embeds": [],
+            "pinned": False,
+            "type": 0,
+            "flags": 0,
+            "components": [],
+        }
         payload.update(extra)
         return payload
 
@@ -129,12 +193,19 @@ class FakeDiscord:
                 await socket.send_str(json.dumps({"op": OP_HEARTBEAT_ACK}))
             elif payload["op"] == OP_IDENTIFY:
                 self.identify = payload["d"]
-                await self.dispatch("READY", {
-                    "v": 10, "user": self.user(self.bot_id, "docsbot", bot=True), "session_id": "smoke",
-                    "resume_gateway_url": self.gateway_url, "private_channels": [], "relationships": [],
-                    "guilds": [{"id": str(self.guild_id), "unavailable": True}],
-                    "application": {"id": str(self.application_id), "flags": 0},
-                })
+                await self.dispatch(
+                    "READY",
+                    {
+                        "v": 10,
+                        "user": self.user(self.bot_id, "docsbot", bot=True),
+                        "session_id": "smoke",
+                        "resume_gateway_url": self.gateway_url,
+                        "private_channels": [],
+                        "relationships": [],
+                        "guilds": [{"id": str(self.guild_id), "unavailable": True}],
+                        "application": {"id": str(self.application_id), "flags": 0},
+                    },
+                )
                 await self.dispatch("GUILD_CREATE", self.guild_payload())
         return socket
 
@@ -159,9 +230,19 @@ class FakeDiscord:
             case "GET", ["users", "@me"]:
                 return _json(self.user(self.bot_id, "docsbot", bot=True))
             case "GET", ["oauth2", "applications", "@me"]:
-                return _json({"id": str(self.application_id), "name": "docsbot", "description": "",
-                              "icon": None, "bot_public": True, "bot_require_code_grant": False,
-                              "owner": self.user(self.human_id, "alice"), "verify_key": "00", "flags": 0})
+                return _json(
+                    {
+                        "id": str(self.application_id),
+                        "name": "docsbot",
+                        "description": "",
+                        "icon": None,
+                        "bot_public": True,
+                        "bot_require_code_grant": False,
+                        "owner": self.user(self.human_id, "alice"),
+                        "verify_key": "00",
+                        "flags": 0,
+                    }
+                )
             case "PUT", ["applications", _, "commands"] | ["applications", _, "guilds", _, "commands"]:
                 return _json([self._registered(command) for command in body or []])
             case "POST", ["channels", _, "typing"]:
@@ -181,17 +262,38 @@ class FakeDiscord:
         return _json(error, status=404)
 
     def _registered(self, command: dict[str, Any]) -> dict[str, Any]:
-        return {"id": str(next(self._ids)), "application_id": str(self.application_id), "version": "1",
-                "type": 1, "default_member_permissions": None, "dm_permission": True, "nsfw": False,
-                "options": [], **command}
+        return {
+            "id": str(next(self._ids)),
+            "application_id": str(self.application_id),
+            "version": "1",
+            "type": 1,
+            "default_member_permissions": None,
+            "dm_permission": True,
+            "nsfw": False,
+            "options": [],
+            **command,
+        }
 
     def _thread(self, channel_id: int, message_id: int, name: str) -> dict[str, Any]:
-        return {"id": str(message_id), "type": 11, "guild_id": str(self.guild_id),
-                "parent_id": str(channel_id),
-                "owner_id": str(self.bot_id), "name": name, "last_message_id": None, "message_count": 0,
-                "member_count": 1, "rate_limit_per_user": 0, "flags": 0,
-                "thread_metadata": {"archived": False, "auto_archive_duration": 1440,
-                                    "archive_timestamp": TIMESTAMP, "locked": False}}
+        return {
+            "id": str(message_id),
+            "type": 11,
+            "guild_id": str(self.guild_id),
+            "parent_id": str(channel_id),
+            "owner_id": str(self.bot_id),
+            "name": name,
+            "last_message_id": None,
+            "message_count": 0,
+            "member_count": 1,
+            "rate_limit_per_user": 0,
+            "flags": 0,
+            "thread_metadata": {
+                "archived": False,
+                "auto_archive_duration": 1440,
+                "archive_timestamp": TIMESTAMP,
+                "locked": False,
+            },
+        }
 
     async def wait_for_request(
         self, method: str, path: str, *, prefix: bool = False, within: float = 10.0

@@ -44,7 +44,9 @@ def test_links_are_never_cut() -> None:
 
 def test_sources_are_numbered_with_links_and_paths() -> None:
     sources = [
-        Source(1, "Install [beta]", "https://docs.example.com/install", url="https://docs.example.com/install"),
+        Source(
+            1, "Install [beta]", "https://docs.example.com/install", url="https://docs.example.com/install"
+        ),
         Source(3, "Ops_guide", "/srv/docs/ops.md", heading_path="Backups"),
     ]
     assert format_sources(sources) == (
