@@ -77,6 +77,7 @@ class Settings(BaseSettings):
     chunk_size: int = Field(1000, ge=100, le=20000)
     chunk_overlap: int = Field(150, ge=0, le=5000)
     embed_heading_path: bool = True
+    reindex_interval_minutes: float = Field(0.0, ge=0.0)
     search_top_k: int = Field(5, ge=1, le=50)
     search_alpha: float = Field(0.5, ge=0.0, le=1.0)
     search_fusion: Literal["relative_score", "ranked"] = "relative_score"

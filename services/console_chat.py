@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Callable
 
 from rich.console import Console
-from rich.markdown import Markdown
 
 from services.ask_events import Answer, AskFailed, AskService, Source, Status, TextDelta
 
@@ -66,8 +65,8 @@ async def run_console_chat(chat: AskService, *, console: Console | None = None) 
         if isinstance(result, AskFailed):
             console.print(f"[red]{result.message}[/red]")
         elif result.sources:
-            console.print(Markdown("**Sources**"))
-            console.print(format_sources(result.sources), markup=False, highlight=False)
+            console.print("[bold]Sources[/bold]")
+            console.print(format_sources(result.sources), markup=False, highlight=False, soft_wrap=True)
 
 
 def _stdout_writer(console: Console) -> Callable[[str], None]:

@@ -53,6 +53,10 @@ async def run_server(
         if await runtime.store.stats() is None:
             log.info("The index is empty: indexing %s in the background", ", ".join(settings.docs_paths))
             tasks.append(runtime.indexer.start_background(on_done=_log_index_result))
+        if settings.reindex_interval_minutes > 0:
+            tasks.append(
+                asyncio.create_task(refresh_periodically(runtime, settings.reindex_interval_minutes * 60))
+            )
         await stop.wait()
         log.info("Shutting down")
         for task in tasks:
@@ -86,6 +90,23 @@ async def _start_adapters(
         log.info("Discord: gateway bot")
     if not settings.slack_enabled and not settings.discord_enabled:
         log.warning(HOW_TO_ENABLE)
+
+
+async def refresh_periodically(runtime: Runtime, interval_seconds: float) -> None:
+    """Keep the index fresh: an incremental run every interval (skipped while another run is going)."""
+    from services.indexer import IndexAlreadyRunning
+
+    while True:
+        await asyncio.sleep(interval_seconds)
+        try:
+            result = await runtime.indexer.index()
+        except IndexAlreadyRunning:
+            continue
+        except Exception as exc:  # the next interval tries again; the previous index keeps serving
+            log.error("Scheduled reindex failed: %s", exc)
+            continue
+        if result.added or result.updated or result.deleted or result.failed:
+            log.info("Scheduled reindex:\n%s", result.summary())
 
 
 async def _guard(job: Awaitable[None]) -> None:

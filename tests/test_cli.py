@@ -105,3 +105,35 @@ def test_store_down_is_one_clear_line(cli_env: dict[str, str], monkeypatch: pyte
 def test_settings_fixture_is_isolated(settings: Settings) -> None:
     """Guard: the env-var based CLI tests must not leak into fixture-built settings."""
     assert settings.docs_paths != [] and settings.weaviate_collection.startswith("T")
+
+
+def test_console_chat_keeps_the_conversation(cli_env: dict[str, str]) -> None:
+    import asyncio
+
+    from sqlalchemy import func, select
+
+    from services.database import ConversationRow, Database, ItemRow
+
+    assert run("index")[0] == 0
+    dialogue = "How do I install Acme Deploy?\nand on macOS?\n/exit\n"
+    code, out = run("chat", stdin=dialogue)
+    assert code == 0, out
+    assert out.count("No language model is configured") == 2
+    first, second = out.split("you> ")[1:3]
+    assert "install.md" in first and "Sources" in first
+    assert "install.md" in second  # the bare follow-up was searched with the earlier question
+    assert any(line.startswith("[1] ") and line.endswith("install.md") for line in first.splitlines())
+
+    async def stored() -> tuple[int, int]:
+        database = Database(f"sqlite+aiosqlite:///{cli_env['DATA_DIR']}/docsbot.sqlite3")
+        try:
+            async with database.sessions() as session:
+                conversations = await session.scalar(select(func.count()).select_from(ConversationRow))
+                items = await session.scalar(select(func.count()).select_from(ItemRow))
+            return int(conversations or 0), int(items or 0)
+        finally:
+            await database.dispose()
+
+    conversations, items = asyncio.run(stored())
+    assert conversations == 1  # one console conversation ...
+    assert items >= 4  # ... holding both questions and both answers

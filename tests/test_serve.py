@@ -97,3 +97,29 @@ async def test_chatkit_token_is_required_when_set(make_settings: object) -> None
     finally:
         stop.set()
         await asyncio.wait_for(server, 60)
+
+
+async def test_scheduled_refresh_picks_up_new_documents(make_settings: object, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "first.md").write_text("# Parking\n\nVisitors park in the north garage, level 2.\n")
+    settings: Settings = make_settings(  # type: ignore[operator]
+        docs_paths=[str(docs)], http_port=0, reindex_interval_minutes=0.01
+    )
+    stop = asyncio.Event()
+    started: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    server = asyncio.create_task(run_server(settings, stop=stop, started=started))
+    try:
+        await asyncio.wait_for(started, 120)
+        (docs / "second.md").write_text("# Lunch\n\nThe canteen serves lunch from noon to two.\n")
+        stats = None
+        for _ in range(240):
+            async with open_runtime(settings) as runtime:
+                stats = await runtime.store.stats()
+            if stats is not None and stats.documents == 2:
+                break
+            await asyncio.sleep(0.5)
+        assert stats is not None and stats.documents == 2
+    finally:
+        stop.set()
+        await asyncio.wait_for(server, 60)
