@@ -23,6 +23,7 @@ from chatkit.types import (
     AssistantMessageContentPartAdded,
     AssistantMessageContentPartTextDelta,
     AssistantMessageItem,
+    ChatKitReq,
     ErrorEvent,
     FeedbackKind,
     InferenceOptions,
@@ -41,6 +42,7 @@ from chatkit.types import (
     UserMessageInput,
     UserMessageItem,
     UserMessageTextContent,
+    is_streaming_req,
 )
 from pydantic import TypeAdapter
 from sqlalchemy.exc import SQLAlchemyError
@@ -64,6 +66,7 @@ INTERNAL_ERROR = (
 )
 NO_ANSWER = "The language model ended without an answer. Try asking again."
 _EVENT = TypeAdapter[ThreadStreamEvent](ThreadStreamEvent)
+_REQUEST = TypeAdapter[ChatKitReq](ChatKitReq)
 
 
 class DocsChatKitServer(ChatKitServer[RequestContext]):
@@ -80,8 +83,16 @@ class DocsChatKitServer(ChatKitServer[RequestContext]):
     async def process(
         self, request: str | bytes | bytearray, context: RequestContext | Mapping[str, Any] | None = None
     ) -> StreamingResult | NonStreamingResult:
-        """Like chatkit's, also accepting a plain mapping (e.g. `{"user_id": ...}`) as context."""
-        return await super().process(request, as_request_context(context))
+        """Like chatkit's, also accepting a plain mapping (e.g. `{"user_id": ...}`) as context.
+
+        chatkit's own `process` builds a pydantic `TypeAdapter` for every request (~12 ms of schema
+        building per message); this parses with one built once, then routes exactly as chatkit does.
+        """
+        parsed = _REQUEST.validate_json(request)
+        ctx = as_request_context(context)
+        if is_streaming_req(parsed):
+            return StreamingResult(self._process_streaming(parsed, ctx))
+        return NonStreamingResult(await self._process_non_streaming(parsed, ctx))
 
     async def respond(
         self, thread: ThreadMetadata, input_user_message: UserMessageItem | None, context: RequestContext
