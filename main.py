@@ -41,7 +41,10 @@ def _settings(*, quiet: bool = True) -> Settings:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "httpcore", "openai", "weaviate", "chatkit", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
-    # chatkit warns about its own widget classes on import; nothing a user can act on.
+    # chatkit warns about its own widget classes on import; nothing a user can act on. weaviate's
+    # import resets the warning filters (simplefilter("default")), so import it before filtering.
+    import weaviate  # noqa: F401
+
     warnings.filterwarnings("ignore", message="Direct usage of named widget classes is deprecated")
     return settings
 
@@ -264,7 +267,20 @@ async def _status(settings: Settings, as_json: bool) -> None:
             typer.echo(f"Index: {stats.documents} documents, {stats.chunks} chunks in {stats.collection}")
             typer.echo(f"Embedder: {stats.embedder_model_id} ({stats.dimension} dimensions)")
         typer.echo(f"Language model: {info['language_model'] or 'none (answers quote the best passages)'}")
-        typer.echo(f"Last run: {json.dumps(last, default=str) if last else 'never'}")
+        typer.echo(f"Last run: {_describe_run(last)}")
+
+
+def _describe_run(run: dict[str, Any] | None) -> str:
+    """One line for `status`: when, what kind, the counts, and an error if it failed."""
+    if not run:
+        return "never"
+    kind = "full rebuild" if run.get("full") else "incremental"
+    counts = ", ".join(
+        f"{run.get(name, 0)} {name}" for name in ("added", "updated", "unchanged", "deleted", "failed")
+    )
+    took = float(run.get("seconds", 0))
+    line = f"{run.get('recorded_at', '?')} ({kind}, {took:.1f}s): {run.get('seen', 0)} seen — {counts}"
+    return line + (f"; failed: {run['error']}" if run.get("error") else "")
 
 
 if __name__ == "__main__":
