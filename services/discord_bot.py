@@ -20,6 +20,7 @@ from discord import app_commands
 
 from configs.config import ConfigError, Settings
 from services.ask_events import Answer, AskFailed, AskService, TextDelta
+from services.discord_feedback import FeedbackButton, feedback_view
 from services.discord_format import MessageStream, render_answer, split_message
 from services.index_records import IndexAlreadyRunning, IndexProgress, IndexResult
 
@@ -49,7 +50,9 @@ class _Client(discord.Client):
         # Answers quote documents: never let them ping @everyone, roles or users.
         super().__init__(intents=intents, allowed_mentions=discord.AllowedMentions.none())
         self.bot = bot
+        self.chat = bot.chat  # feedback buttons reach the service through the client
         self.tree = app_commands.CommandTree(self)
+        self.add_dynamic_items(FeedbackButton)  # clicks work on answers sent before a restart
         self.tree.error(bot.on_command_error)
 
     async def on_ready(self) -> None:
@@ -66,7 +69,7 @@ class DiscordBot:
         self, settings: Settings, chat: AskService, indexer: Indexer, *, edit_interval: float = 1.0
     ) -> None:
         self._settings = settings
-        self._chat = chat
+        self.chat = chat
         self._indexer = indexer
         self._edit_interval = edit_interval
         self._synced = False
@@ -208,12 +211,15 @@ class DiscordBot:
         """Run one ask and render its events; always leaves an answer or an error message."""
         text = ""
         try:
-            async for event in self._chat.ask(key, question, user_id=user_id):
+            async for event in self.chat.ask(key, question, user_id=user_id):
                 if isinstance(event, TextDelta):
                     text += event.text
                     await stream.update(text)
                 elif isinstance(event, Answer):
-                    await stream.finish(render_answer(event))
+                    last = await stream.finish(render_answer(event))
+                    view = feedback_view(event.answer_id)
+                    if view is not None:
+                        await _add_view(last, view)
                     return
                 elif isinstance(event, AskFailed):
                     await stream.finish(_with_error(text, event.message))
@@ -354,6 +360,14 @@ async def _typing(channel: discord.abc.Messageable) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def _add_view(message: discord.Message, view: discord.ui.View) -> None:
+    """Put the feedback buttons on the answer's last message; the answer stands without them."""
+    try:
+        await message.edit(view=view)
+    except discord.HTTPException as exc:
+        log.warning("Discord: could not add the feedback buttons to message %s (%s)", message.id, exc)
 
 
 def _with_error(partial: str, message: str) -> str:

@@ -173,11 +173,11 @@ class MessageStream(Generic[M]):
         except discord.HTTPException as exc:
             log.warning("Streaming edit failed (%s); the final answer will still be sent", exc)
 
-    async def finish(self, text: str) -> None:
-        """Show the final `text`, however recently the last update ran."""
-        await self._sync(text)
+    async def finish(self, text: str) -> M:
+        """Show the final `text`, however recently the last update ran; returns its last message."""
+        return await self._sync(text)
 
-    async def _sync(self, text: str) -> None:
+    async def _sync(self, text: str) -> M:
         chunks = split_message(text, self._limit) or ["…"]
         for index, chunk in enumerate(chunks):
             if index < len(self._shown):
@@ -192,3 +192,4 @@ class MessageStream(Generic[M]):
             if shown != "…":  # the text got shorter: blank the leftover message rather than leave stale text
                 await self._edit(message, "…")
                 self._shown[index] = (message, "…")
+        return self._shown[len(chunks) - 1][0]

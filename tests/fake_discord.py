@@ -179,6 +179,30 @@ class FakeDiscord:
         payload.update(extra)
         return payload
 
+    def component_click_payload(
+        self, message: dict[str, Any], custom_id: str, *, user_id: int, name: str
+    ) -> dict[str, Any]:
+        """An INTERACTION_CREATE of type 3 (MESSAGE_COMPONENT): `user_id` clicked a button."""
+        return {
+            "id": str(next(self._ids)),
+            "application_id": str(self.application_id),
+            "type": 3,
+            "token": f"interaction-token-{custom_id}",
+            "version": 1,
+            "guild_id": str(self.guild_id),
+            "channel_id": message["channel_id"],
+            "member": {**self.member(user_id, name), "permissions": EVERYONE_PERMISSIONS},
+            "message": message,
+            "data": {"custom_id": custom_id, "component_type": 2},
+            "app_permissions": EVERYONE_PERMISSIONS,
+            "locale": "en-US",
+            "guild_locale": "en-US",
+            "entitlements": [],
+            "authorizing_integration_owners": {"0": str(self.guild_id)},
+            "context": 0,
+            "attachment_size_limit": 10485760,
+        }
+
     # --- gateway ---------------------------------------------------------------------------
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
         socket = web.WebSocketResponse()
@@ -252,6 +276,10 @@ class FakeDiscord:
             case "POST", ["channels", channel_id, "messages"]:
                 bot = self.user(self.bot_id, "docsbot", bot=True)
                 return _json(self.message_payload(int(channel_id), bot, (body or {}).get("content", "")))
+            case "POST", ["interactions", interaction_id, _, "callback"]:
+                ephemeral = bool(((body or {}).get("data") or {}).get("flags", 0) & 64)
+                response = {"id": interaction_id, "type": 3, "response_message_ephemeral": ephemeral}
+                return _json({"interaction": response})
             case "PATCH", ["channels", channel_id, "messages", message_id]:
                 bot = self.user(self.bot_id, "docsbot", bot=True)
                 edited = self.message_payload(int(channel_id), bot, (body or {}).get("content", ""))

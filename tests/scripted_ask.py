@@ -34,12 +34,13 @@ class Ask:
 
 @dataclass
 class ScriptedAsk:
-    """Answers every ask with `script(conversation_key, text)`; records the asks in `asks`."""
+    """Answers every ask with `script(conversation_key, text)`; records asks and feedback."""
 
     script: Callable[[str, str], list[AskEvent]] = answer_with_sources
     asks: list[Ask] = field(default_factory=list)
     answered: set[str] = field(default_factory=set)
-    feedback: list[tuple[str, bool]] = field(default_factory=list)
+    feedback: list[tuple[str, bool, str | None]] = field(default_factory=list)
+    feedback_error: Exception | None = None  # raised by `record_feedback` (a failing store)
     delay: float = 0.0  # seconds between events, like a model streaming
 
     async def ask(
@@ -57,4 +58,6 @@ class ScriptedAsk:
         return conversation_key in self.answered
 
     async def record_feedback(self, answer_id: str, *, positive: bool, user_id: str | None = None) -> None:
-        self.feedback.append((answer_id, positive))
+        if self.feedback_error is not None:
+            raise self.feedback_error
+        self.feedback.append((answer_id, positive, user_id))

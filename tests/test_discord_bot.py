@@ -271,3 +271,127 @@ async def test_commands_sync_to_the_configured_guilds_at_start_up(
     result = await alice.slash(channel, "ask", question="is the guild command live?")
     assert result.response is not None
     assert result.response.content.startswith("Answer to: is the guild command live?")
+
+
+FEEDBACK_UP = "docsbot:feedback:up:a-1"
+FEEDBACK_DOWN = "docsbot:feedback:down:a-1"
+
+
+def button_ids(message: discord.Message) -> list[str | None]:
+    return [
+        child.custom_id
+        for row in message.components
+        if isinstance(row, discord.ActionRow)
+        for child in row.children
+        if isinstance(child, discord.Button)
+    ]
+
+
+async def test_the_answer_carries_feedback_buttons_and_a_click_is_stored(
+    simcord_env, chat: ScriptedAsk
+) -> None:
+    guild = simcord_env.create_guild()
+    channel = guild.create_text_channel("general")
+    alice = guild.add_member(simcord_env.create_user("alice"))
+    bob = guild.add_member(simcord_env.create_user("bob"))
+    await alice.send(channel, f"{simcord_env.bot.user.mention} how do I install it?")
+    [thread] = channel.threads
+    [answer] = bot_messages(thread)
+    assert button_ids(answer) == [FEEDBACK_UP, FEEDBACK_DOWN]
+    labels = [child.label for row in answer.components for child in row.children]  # type: ignore[union-attr]
+    assert labels == ["Helpful", "Not helpful"]
+
+    up = await alice.click(answer, custom_id=FEEDBACK_UP)
+    down = await bob.click(answer, custom_id=FEEDBACK_DOWN)
+
+    assert chat.feedback == [("a-1", True, str(alice.id)), ("a-1", False, str(bob.id))]
+    assert up.acknowledged and up.ephemeral
+    assert up.response is not None and up.response.content == "Thanks for the feedback!"
+    assert down.ephemeral and down.response is not None
+    assert down.response.content == "Thanks, noted: that answer was not helpful."
+    assert [m.content for m in bot_messages(thread)] == [answer.content]  # nothing posted for everyone
+
+
+async def test_a_failing_feedback_store_is_reported_to_the_clicker(simcord_env, chat: ScriptedAsk) -> None:
+    guild = simcord_env.create_guild()
+    channel = guild.create_text_channel("general")
+    alice = guild.add_member(simcord_env.create_user("alice"))
+    await alice.send(channel, f"{simcord_env.bot.user.mention} how do I install it?")
+    [thread] = channel.threads
+    chat.feedback_error = RuntimeError("database is locked")
+
+    result = await alice.click(bot_messages(thread)[-1], custom_id=FEEDBACK_UP)
+
+    assert chat.feedback == []
+    assert result.acknowledged and result.ephemeral
+    assert result.response is not None
+    assert result.response.content.startswith("Sorry, I could not store your feedback")
+    assert "RuntimeError: database is locked" in result.response.content
+
+
+async def test_feedback_buttons_still_work_after_a_restart(
+    simcord_env, make_settings, chat: ScriptedAsk
+) -> None:
+    guild = simcord_env.create_guild()
+    channel = guild.create_text_channel("general")
+    alice = guild.add_member(simcord_env.create_user("alice"))
+    await alice.send(channel, f"{simcord_env.bot.user.mention} how do I install it?")
+    [thread] = channel.threads
+    after_restart = ScriptedAsk()
+    settings = make_settings(discord_token="simcord-token")
+    await simcord_env.restart_bot(DiscordBot(settings, after_restart, UnusedIndexer()).client)  # type: ignore[arg-type]
+
+    result = await alice.click(bot_messages(thread)[-1], custom_id=FEEDBACK_UP)
+
+    assert after_restart.feedback == [("a-1", True, str(alice.id))]
+    assert chat.feedback == []
+    assert result.response is not None and result.response.content == "Thanks for the feedback!"
+
+
+def long_answer_with_id(conversation_key: str, text: str) -> list[AskEvent]:
+    *deltas, answer = long_answer(conversation_key, text)
+    return [*deltas, Answer(answer.text, answer.sources, "a-long")]  # type: ignore[union-attr]
+
+
+async def test_only_the_last_part_of_a_split_answer_has_buttons(simcord_env, chat: ScriptedAsk) -> None:
+    chat.script = long_answer_with_id
+    guild = simcord_env.create_guild()
+    channel = guild.create_text_channel("general")
+    alice = guild.add_member(simcord_env.create_user("alice"))
+
+    await alice.send(channel, f"{simcord_env.bot.user.mention} show me everything")
+
+    [thread] = channel.threads
+    *first, last = bot_messages(thread)
+    assert first and all(button_ids(message) == [] for message in first)
+    assert button_ids(last) == ["docsbot:feedback:up:a-long", "docsbot:feedback:down:a-long"]
+    assert "**Sources**" in last.content
+
+
+async def test_an_answer_without_an_id_gets_no_buttons(simcord_env, chat: ScriptedAsk) -> None:
+    chat.script = three_parts  # its Answer has no answer_id
+    guild = simcord_env.create_guild()
+    channel = guild.create_text_channel("general")
+    alice = guild.add_member(simcord_env.create_user("alice"))
+
+    await alice.send(channel, f"{simcord_env.bot.user.mention} count to three")
+
+    [thread] = channel.threads
+    [answer] = bot_messages(thread)
+    assert answer.content == "One. Two. Three."
+    assert answer.components == []
+
+
+async def test_slash_ask_answer_has_feedback_buttons(simcord_env, chat: ScriptedAsk) -> None:
+    guild = simcord_env.create_guild()
+    channel = guild.create_text_channel("general")
+    alice = guild.add_member(simcord_env.create_user("alice"))
+
+    result = await alice.slash(channel, "ask", question="how do I configure tokens?")
+
+    assert result.response is not None
+    answer = result.response.message
+    assert button_ids(answer) == [FEEDBACK_UP, FEEDBACK_DOWN]
+    clicked = await alice.click(answer, custom_id=FEEDBACK_DOWN)
+    assert chat.feedback == [("a-1", False, str(alice.id))]
+    assert clicked.ephemeral

@@ -103,3 +103,15 @@ async def test_streaming_grows_into_more_messages_past_the_limit() -> None:
     assert len(stream.messages) == 3 and len(sent) == 3
     assert all(len(text) <= DISCORD_LIMIT for _, _, text in recorder.calls)
     assert re.sub(r"\s", "", "".join(split_message(final))) == re.sub(r"\s", "", final)
+
+
+async def test_finish_returns_the_message_holding_the_last_chunk() -> None:
+    recorder = Recorder()
+    stream: MessageStream[int] = MessageStream(recorder.send, recorder.edit, interval=0.0)
+    await stream.update("\n".join("z" * 99 for _ in range(50)))  # three messages
+    assert len(stream.messages) == 3
+
+    last = await stream.finish("short now")  # the text shrank: messages 2 and 3 are blanked
+
+    assert last == stream.messages[0]  # the buttons go under the text, not under a blanked "…"
+    assert recorder.calls[-1][2] == "…"

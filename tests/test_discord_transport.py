@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import discord.http
 import pytest
@@ -22,6 +23,21 @@ from services.discord_bot import DiscordBot
 from services.indexer import Indexer
 
 MESSAGE_CONTENT_INTENT = 1 << 15
+EPHEMERAL = 1 << 6
+
+
+async def wait_for_components(fake: FakeDiscord, path: str) -> list[dict[str, Any]]:
+    """The components of the first PATCH of `path` that sets some (the feedback row)."""
+    async with asyncio.timeout(10):
+        while True:
+            for request in fake.requests:
+                if (
+                    request.method == "PATCH"
+                    and request.path == path
+                    and (request.body or {}).get("components")
+                ):
+                    return list(request.body["components"])
+            await asyncio.sleep(0.01)
 
 
 async def test_mention_over_the_wire_gets_an_answer_in_a_thread(
@@ -69,6 +85,26 @@ async def test_mention_over_the_wire_gets_an_answer_in_a_thread(
         assert final.body["content"].startswith("Answer to: how do I install it? [1][2]")
         assert "[Install guide](<https://docs.example.com/install>)" in final.body["content"]
         assert chat.asks[0].conversation_key == f"discord:{fake.guild_id}:{thread_id}"
+
+        # The answer gets its 👍/👎 row; a click arrives as INTERACTION_CREATE (type 3, component).
+        buttons = await wait_for_components(fake, final.path)
+        custom_ids = [button["custom_id"] for row in buttons for button in row["components"]]
+        assert custom_ids == ["docsbot:feedback:up:a-1", "docsbot:feedback:down:a-1"]
+        answer = fake.message_payload(
+            thread_id, fake.user(fake.bot_id, "docsbot", bot=True), final.body["content"], components=buttons
+        )
+        answer["id"] = final.path.rsplit("/", 1)[-1]
+        click = fake.component_click_payload(
+            answer, "docsbot:feedback:up:a-1", user_id=fake.human_id, name="alice"
+        )
+        await fake.dispatch("INTERACTION_CREATE", click)
+        callback = await fake.wait_for_request(
+            "POST", f"/interactions/{click['id']}/{click['token']}/callback"
+        )
+        assert callback.body["type"] == 4  # a message in reply to the click
+        assert callback.body["data"]["content"] == "Thanks for the feedback!"
+        assert callback.body["data"]["flags"] & EPHEMERAL
+        assert chat.feedback == [("a-1", True, str(fake.human_id))]
         assert latency_ms < 2000
         assert fake.unrouted == []
     finally:

@@ -1,0 +1,100 @@
+"""👍/👎 buttons under a Discord answer, stored with `AskService.record_feedback`.
+
+The buttons are `DynamicItem`s: the vote and the answer id travel in the button's custom_id,
+so a click is handled by whichever bot process is running, also after a restart, without
+keeping a view per message in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, Protocol, runtime_checkable
+
+import discord
+
+from services.ask_events import AskService
+
+log = logging.getLogger(__name__)
+
+CUSTOM_ID_PREFIX = "docsbot:feedback"
+TEMPLATE = rf"{CUSTOM_ID_PREFIX}:(?P<vote>up|down):(?P<answer_id>[A-Za-z0-9_-]+)"
+_ANSWER_ID = re.compile(r"[A-Za-z0-9_-]+")
+CUSTOM_ID_LIMIT = 100  # Discord rejects longer custom_ids
+THANKS_UP = "Thanks for the feedback!"
+THANKS_DOWN = "Thanks, noted: that answer was not helpful."
+STORE_FAILED = "Sorry, I could not store your feedback ({error}). Please try again later."
+UNAVAILABLE = "Sorry, feedback is not available right now."
+
+
+@runtime_checkable
+class FeedbackClient(Protocol):
+    """A `discord.Client` that knows the service feedback goes to."""
+
+    chat: AskService
+
+
+class FeedbackButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLATE):
+    """One vote button; everything it needs is in its custom_id."""
+
+    def __init__(self, vote: str, answer_id: str) -> None:
+        up = vote == "up"
+        super().__init__(
+            discord.ui.Button(
+                label="Helpful" if up else "Not helpful",
+                emoji="👍" if up else "👎",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"{CUSTOM_ID_PREFIX}:{vote}:{answer_id}",
+            )
+        )
+        self.vote = vote
+        self.answer_id = answer_id
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> FeedbackButton:
+        return cls(match["vote"], match["answer_id"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        """Store the vote and tell only the clicking user how it went (never silence)."""
+        positive = self.vote == "up"
+        client = interaction.client
+        if not isinstance(client, FeedbackClient):
+            log.error("Discord: feedback click on a client without an AskService: %r", client)
+            text = UNAVAILABLE
+        else:
+            try:
+                await client.chat.record_feedback(
+                    self.answer_id, positive=positive, user_id=str(interaction.user.id)
+                )
+                text = THANKS_UP if positive else THANKS_DOWN
+            except Exception as exc:
+                log.exception("Discord: could not store feedback on %s", self.answer_id)
+                text = STORE_FAILED.format(error=_describe(exc))
+        try:
+            await interaction.response.send_message(text, ephemeral=True)
+        except discord.HTTPException as exc:
+            log.warning("Discord: could not answer a feedback click (%s)", exc)
+
+
+def feedback_view(answer_id: str) -> discord.ui.View | None:
+    """The 👍/👎 row for an answer, or None when the answer cannot take feedback."""
+    if not answer_id:
+        return None
+    if not _ANSWER_ID.fullmatch(answer_id) or len(f"{CUSTOM_ID_PREFIX}:down:{answer_id}") > CUSTOM_ID_LIMIT:
+        log.warning("Discord: answer id %r does not fit a button; no feedback buttons", answer_id)
+        return None
+    view = discord.ui.View(timeout=None)
+    view.add_item(FeedbackButton("up", answer_id))
+    view.add_item(FeedbackButton("down", answer_id))
+    return view
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
