@@ -170,13 +170,17 @@ async def _ask(chat: Any, key: str, question: str) -> tuple[float, Spent, bool]:
 # Where "the rest" goes: cumulative time of these functions under cProfile, per ask (coroutine
 # resumes are summed, so a function's figure is the time spent inside it).
 PROFILED = (
-    ("chatkit/server.py", "process", "chatkit: parse the request (builds a pydantic TypeAdapter)"),
-    ("pydantic/type_adapter.py", "__init__", "  of which pydantic TypeAdapter construction"),
-    ("sqlalchemy/util/concurrency.py", "greenlet_spawn", "SQLAlchemy (conversation store, SQLite)"),
-    ("services/chat_store.py", "load_thread_items", "  of which loading the thread's items"),
-    ("services/chat_store.py", "add_thread_item", "  of which saving items"),
-    ("agents/run.py", "run_loop", "openai-agents run loop (offline model + tool)"),
-    ("simple_agents/aagents.py", "search_docs", "  of which the search_docs tool (embedding + Weaviate)"),
+    ("chatkit/server.py", "process", "chatkit request handling up to streaming (incl. the next row)"),
+    ("pydantic/type_adapter.py", "__init__", "pydantic TypeAdapter built per request (inside chatkit)"),
+    ("sqlalchemy/util/concurrency.py", "greenlet_spawn", "all SQLAlchemy calls (conversation store, SQLite)"),
+    (
+        "services/chat_store.py",
+        "load_thread_items",
+        "conversation store: load a thread's items (SQL + parsing)",
+    ),
+    ("services/chat_store.py", "add_thread_item", "conversation store: save an item"),
+    ("agents/run.py", "run_loop", "openai-agents run loop (offline model, incl. the tool)"),
+    ("simple_agents/aagents.py", "search_docs", "search_docs tool (query embedding + Weaviate + merging)"),
 )
 
 

@@ -18,7 +18,9 @@ def intro(machine: dict[str, Any] | None, datasets: Sequence[Dataset]) -> list[s
         "The bench starts one Weaviate server (the project's `EmbeddedWeaviate`, v1.39.3) for the whole run, "
         "drives the project's own `Indexer` and `Retriever` (the code behind `main.py index` and "
         "`main.py search`), runs the peers in their own virtualenvs under `bench/.venvs/` (created on first "
-        "use), and keeps raw results in `bench/.work/results/`.\n",
+        "use), and keeps raw results in `bench/.work/results/`. From scratch a full run takes about an hour "
+        "on 2 cores, mostly embedding the sweep's corpora (cached in `bench/.work/embed-cache.sqlite`, so "
+        "reruns take minutes); speed is always measured with the bare embedder.\n",
     ]
     if machine:
         lines += [

@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     embed_heading_path: bool = True
     reindex_interval_minutes: float = Field(0.0, ge=0.0)
     search_top_k: int = Field(5, ge=1, le=50)
-    search_alpha: float = Field(0.5, ge=0.0, le=1.0)
+    search_alpha: float = Field(0.7, ge=0.0, le=1.0)  # best nDCG@10 in docs/benchmarks.md
     search_fusion: Literal["relative_score", "ranked"] = "relative_score"
     search_min_score: float = Field(0.0, ge=0.0, le=1.0)
 
