@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,10 +20,11 @@ from agents.models.fake_id import FAKE_RESPONSES_ID
 from chatkit.server import NonStreamingResult, StreamingResult
 from chatkit.types import AssistantMessageItem, ThreadItem, UserMessageItem
 from fake_openai_server import ErrorReply, FakeOpenAIServer, docs_responder
+from test_rag import index_chunks
 
 from configs.config import Settings
 from data.embeddings import Embedder
-from data.records import Chunk, DocumentState
+from data.records import Chunk
 from data.vector_store import StoreUnavailable, WeaviateVectorStore
 from data.weaviate_server import free_port
 from services.ask_events import Answer, AskEvent, AskFailed, Status, TextDelta
@@ -60,25 +61,6 @@ def chunk(doc: str, title: str, source: str, text: str) -> Chunk:
         modified_time=WHEN,
         embed_text=f"{title}\n{text}",
     )
-
-
-async def index_chunks(store: WeaviateVectorStore, embedder: Embedder, chunks: Sequence[Chunk]) -> None:
-    """Write through the store's real writer and wait until every chunk is searchable."""
-    writer = await store.open_writer(rebuild=False, model_id=embedder.model_id, dimension=embedder.dimension)
-    await writer.write_chunks(chunks, await embedder.embed_documents([c.embed_text for c in chunks]))
-    await writer.finish_documents(
-        [DocumentState(c.document_id, c.source, c.title, c.content_hash, WHEN, 1) for c in chunks]
-    )
-    await writer.commit()
-    probe = await embedder.embed_query("widget server")
-    for _ in range(100):
-        hits = await store.search(
-            "widget server", probe, model_id=embedder.model_id, limit=10, alpha=1.0, fusion="relative_score"
-        )
-        if len(hits) >= len(chunks):
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("the indexed chunks did not become searchable")
 
 
 @pytest.fixture
