@@ -4,7 +4,7 @@ and the OpenAI path against a local server speaking the OpenAI wire protocol."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from chatkit.types import (
     ThreadMetadata,
 )
 from fake_openai_server import FakeOpenAIServer, Reply, TextReply, ToolCallReply, docs_responder
-from test_rag import DOCS, index_chunks, make_chunk
+from test_rag import indexed_store  # noqa: F401 (the `store` fixture)
 
 from configs.config import Settings
 from data.embeddings import Embedder
@@ -46,18 +46,6 @@ from simple_agents.aagents import (
 from simple_agents.offline_model import NO_LLM_NOTICE, OfflineQuoteModel, build_query
 
 MakeSettings = Callable[..., Settings]
-
-
-@pytest.fixture
-async def store(make_settings: MakeSettings, embedder: Embedder) -> AsyncIterator[WeaviateVectorStore]:
-    async with WeaviateVectorStore(make_settings()) as opened:
-        chunks = [
-            make_chunk(doc, title, i, text)
-            for doc, (title, parts, _) in DOCS.items()
-            for i, text in parts.items()
-        ]
-        await index_chunks(opened, embedder, chunks)
-        yield opened
 
 
 def new_context() -> DocsAgentContext[None]:

@@ -82,8 +82,11 @@ async def index_chunks(store: WeaviateVectorStore, embedder: Embedder, chunks: S
     raise AssertionError(f"only {len(hits)} of {len(chunks)} chunks became searchable")
 
 
-@pytest.fixture
-async def store(make_settings: MakeSettings, embedder: Embedder) -> AsyncIterator[WeaviateVectorStore]:
+@pytest.fixture(name="store")
+async def indexed_store(
+    make_settings: MakeSettings, embedder: Embedder
+) -> AsyncIterator[WeaviateVectorStore]:
+    """A store holding DOCS (also used by the agent tests)."""
     async with WeaviateVectorStore(make_settings()) as opened:
         chunks = [
             make_chunk(doc, title, i, text)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -14,31 +16,45 @@ from services.runtime import open_runtime
 from services.serve import run_server
 
 
+@asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[str]:
+    """`serve` in a task on a free port; yields its base URL and stops it afterwards."""
+    stop = asyncio.Event()
+    started: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    server = asyncio.create_task(run_server(settings, stop=stop, started=started))
+    try:
+        yield f"http://127.0.0.1:{await asyncio.wait_for(started, 120)}"
+    finally:
+        stop.set()
+        await asyncio.wait_for(server, 60)
+
+
+async def wait_for_documents(settings: Settings, count: int) -> None:
+    """Poll the serving index until it holds `count` documents (indexing runs in the background)."""
+    stats = None
+    for _ in range(240):
+        async with open_runtime(settings) as runtime:
+            stats = await runtime.store.stats()
+        if stats is not None and stats.documents == count:
+            return
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"expected {count} documents, the index has {stats}")
+
+
 async def test_serve_indexes_on_first_start_and_answers_over_http(
     make_settings: object, tmp_path: Path
 ) -> None:
     docs = tmp_path / "docs"
     build_corpus(docs)
     settings: Settings = make_settings(docs_paths=[str(docs)], http_port=0)  # type: ignore[operator]
-    stop = asyncio.Event()
-    started: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-    server = asyncio.create_task(run_server(settings, stop=stop, started=started))
-    try:
-        port = await asyncio.wait_for(started, 120)
-        base = f"http://127.0.0.1:{port}"
+    async with serving(settings) as base:
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{base}/healthz") as response:
                 health = await response.json()
                 assert response.status == 200 and health["status"] == "ok", health
 
             # The empty index is filled in the background on first start.
-            for _ in range(240):
-                async with open_runtime(settings) as runtime:
-                    stats = await runtime.store.stats()
-                if stats is not None and stats.documents == 6:
-                    break
-                await asyncio.sleep(0.5)
-            assert stats is not None and stats.documents == 6
+            await wait_for_documents(settings, 6)
 
             request = {
                 "type": "threads.create",
@@ -72,31 +88,20 @@ async def test_serve_indexes_on_first_start_and_answers_over_http(
             async with http.get(f"{base}/metrics") as response:
                 metrics = await response.text()
                 assert response.status == 200 and "docsbot_asks_total" in metrics
-    finally:
-        stop.set()
-        await asyncio.wait_for(server, 60)
 
 
 async def test_chatkit_token_is_required_when_set(make_settings: object) -> None:
     from pydantic import SecretStr
 
     settings: Settings = make_settings(http_port=0, chatkit_api_token=SecretStr("s3cret"))  # type: ignore[operator]
-    stop = asyncio.Event()
-    started: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-    server = asyncio.create_task(run_server(settings, stop=stop, started=started))
-    try:
-        port = await asyncio.wait_for(started, 120)
-        request = {"type": "threads.list", "params": {}}
-        async with aiohttp.ClientSession() as http:
-            url = f"http://127.0.0.1:{port}/chatkit"
-            async with http.post(url, json=request) as response:
-                assert response.status == 401
-                assert "s3cret" not in await response.text()
-            async with http.post(url, json=request, headers={"Authorization": "Bearer s3cret"}) as response:
-                assert response.status == 200
-    finally:
-        stop.set()
-        await asyncio.wait_for(server, 60)
+    request = {"type": "threads.list", "params": {}}
+    async with serving(settings) as base, aiohttp.ClientSession() as http:
+        url = f"{base}/chatkit"
+        async with http.post(url, json=request) as response:
+            assert response.status == 401
+            assert "s3cret" not in await response.text()
+        async with http.post(url, json=request, headers={"Authorization": "Bearer s3cret"}) as response:
+            assert response.status == 200
 
 
 async def test_scheduled_refresh_picks_up_new_documents(make_settings: object, tmp_path: Path) -> None:
@@ -106,20 +111,6 @@ async def test_scheduled_refresh_picks_up_new_documents(make_settings: object, t
     settings: Settings = make_settings(  # type: ignore[operator]
         docs_paths=[str(docs)], http_port=0, reindex_interval_minutes=0.01
     )
-    stop = asyncio.Event()
-    started: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-    server = asyncio.create_task(run_server(settings, stop=stop, started=started))
-    try:
-        await asyncio.wait_for(started, 120)
+    async with serving(settings):
         (docs / "second.md").write_text("# Lunch\n\nThe canteen serves lunch from noon to two.\n")
-        stats = None
-        for _ in range(240):
-            async with open_runtime(settings) as runtime:
-                stats = await runtime.store.stats()
-            if stats is not None and stats.documents == 2:
-                break
-            await asyncio.sleep(0.5)
-        assert stats is not None and stats.documents == 2
-    finally:
-        stop.set()
-        await asyncio.wait_for(server, 60)
+        await wait_for_documents(settings, 2)
