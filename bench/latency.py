@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from sqlalchemy import event
 
 from bench.dataset import WORK_DIR, Dataset
 from bench.engine import bench_settings
@@ -29,7 +30,9 @@ from services.database import Database
 from services.rag import Retriever
 
 LEVELS = (1, 10, 50)
-TURNS = {1: 60, 10: 8, 50: 3}  # asks per conversation: 60, 80 and 150 asks in all
+TURNS = {1: 60, 10: 9, 50: 3}  # asks per concurrent user: 60, 90 and 150 asks in all
+# A user asks a few questions in one thread, then starts a new one (a Slack thread rarely holds more).
+CONVERSATION_TURNS = 3
 
 
 @dataclass
@@ -109,6 +112,8 @@ async def measure(
     questions = [q.query for q in dataset.queries]
     results: dict[str, Any] = {"dataset": dataset.name, "levels": []}
     try:
+        statements: list[str] = []
+        event.listen(database.engine.sync_engine, "before_cursor_execute", _counter(statements))
         await _ask(chat, "bench:warm-up", questions[0])
         for level in levels:
             turns = TURNS.get(level, 3) if not quick else max(2, TURNS.get(level, 3) // 3)
@@ -119,11 +124,14 @@ async def measure(
             ) -> None:
                 for turn in range(turns):
                     question = questions[(number * turns + turn) % len(questions)]
-                    samples.append(await _ask(chat, f"bench:{level}:{number}", question))
+                    key = f"bench:{level}:{number}:{turn // CONVERSATION_TURNS}"
+                    samples.append(await _ask(chat, key, question))
 
-            started, cpu = time.perf_counter(), time.process_time()
+            statements_before = len(statements)
+            started, cpu, loop_cpu = time.perf_counter(), time.process_time(), time.thread_time()
             await asyncio.gather(*(conversation(n) for n in range(level)))
             wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+            loop_cpu = time.thread_time() - loop_cpu
             totals = [t for t, _, _ in samples]
             rest_share = [max(0.0, t - s.embedding - s.weaviate) / t for t, s, _ in samples]
             results["levels"].append(
@@ -134,6 +142,8 @@ async def measure(
                     "wall_seconds": wall,
                     "asks_per_second": len(samples) / wall,
                     "cpu_ms_per_ask": 1000 * cpu / len(samples),  # this process, all threads
+                    "loop_cpu_ms_per_ask": 1000 * loop_cpu / len(samples),  # the event loop's thread
+                    "sql_statements_per_ask": (len(statements) - statements_before) / len(samples),
                     "total": _percentiles(totals),
                     "embedding": _percentiles([s.embedding for _, s, _ in samples]),
                     "weaviate": _percentiles([s.weaviate for _, s, _ in samples]),
@@ -145,10 +155,27 @@ async def measure(
             )
             print(f"  latency c={level}: {results['levels'][-1]['total']}", flush=True)
         results["profile"] = await profile_asks(chat, questions)
+        results["sql_statement_loop_cpu_ms"] = await _statement_cost(database)
     finally:
         await database.dispose()
         await store.close()
     return results
+
+
+def _counter(statements: list[str]) -> Any:
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    return count
+
+
+async def _statement_cost(database: Database, repeats: int = 300) -> float:
+    """Event-loop CPU of one small SQL round trip (an item's thread: a one-row SELECT), in ms."""
+    await database.thread_of_item("bench:none")
+    started = time.thread_time()
+    for _ in range(repeats):
+        await database.thread_of_item("bench:none")
+    return 1000 * (time.thread_time() - started) / repeats
 
 
 async def _ask(chat: Any, key: str, question: str) -> tuple[float, Spent, bool]:
@@ -170,22 +197,27 @@ async def _ask(chat: Any, key: str, question: str) -> tuple[float, Spent, bool]:
 # Where "the rest" goes: cumulative time of these functions under cProfile, per ask (coroutine
 # resumes are summed, so a function's figure is the time spent inside it).
 PROFILED = (
-    ("chatkit/server.py", "process", "chatkit request handling up to streaming (incl. the next row)"),
-    ("pydantic/type_adapter.py", "__init__", "pydantic TypeAdapter built per request (inside chatkit)"),
-    ("sqlalchemy/util/concurrency.py", "greenlet_spawn", "all SQLAlchemy calls (conversation store, SQLite)"),
     (
-        "services/chat_store.py",
-        "load_thread_items",
-        "conversation store: load a thread's items (SQL + parsing)",
+        "services/chatkit_service.py",
+        "_stream",
+        "chatkit turn: store, agent run, events (incl. the rows below)",
     ),
+    ("sqlalchemy/util/concurrency.py", "greenlet_spawn", "all SQLAlchemy calls (conversation store, SQLite)"),
+    ("services/chatkit_service.py", "_history", "conversation store: load the history for the model"),
     ("services/chat_store.py", "add_thread_item", "conversation store: save an item"),
-    ("agents/run.py", "run_loop", "openai-agents run loop (offline model, incl. the tool)"),
+    ("agents/run.py", "run_loop", "openai-agents run loop (offline model and tool included)"),
+    (
+        "simple_agents/offline_model.py",
+        "stream_response",
+        "offline model: pick the call / quote the passages",
+    ),
     ("simple_agents/aagents.py", "search_docs", "search_docs tool (query embedding + Weaviate + merging)"),
 )
 
 
 async def profile_asks(chat: Any, questions: Sequence[str], asks: int = 20) -> dict[str, Any]:
-    """Profile `asks` sequential asks (5 conversations) and attribute time to PROFILED functions."""
+    """Profile `asks` sequential asks (conversations of `CONVERSATION_TURNS`) and attribute time to
+    PROFILED functions."""
     import cProfile
     import pstats
 
@@ -193,7 +225,8 @@ async def profile_asks(chat: Any, questions: Sequence[str], asks: int = 20) -> d
     started = time.perf_counter()
     profiler.enable()
     for number in range(asks):
-        await _ask(chat, f"bench:profile:{number % 5}", questions[number % len(questions)])
+        key = f"bench:profile:{number // CONVERSATION_TURNS}"
+        await _ask(chat, key, questions[number % len(questions)])
     profiler.disable()
     wall = time.perf_counter() - started
     stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]

@@ -28,9 +28,11 @@ def targets_table() -> list[str]:
         )
         for name, result in (peers or {}).get("speed", {}).items():
             peer = sum(r["chunks"] for r in result["ingest"]) / sum(r["seconds"] for r in result["ingest"])
-            rows.append(
-                _row(f"indexing ≥ 2× {name}", f"{rate / peer:.2f}× ({peer:.1f} chunks/s)", rate / peer >= 2)
+            ceiling = raw / peer  # what a pipeline with no cost but the shared embedder could reach
+            measured = (
+                f"{rate / peer:.2f}× ({peer:.1f} chunks/s); ceiling with a shared embedder {ceiling:.2f}×"
             )
+            rows.append(_row(f"indexing ≥ 2× {name}", measured, rate / peer >= 2))
         share = max(r["reindex_seconds"] / r["seconds"] for r in ours)
         embedded = sum(r["reindex_embeddings"] + r["reindex_embedder_calls"] for r in ours)
         rows.append(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Literal, Protocol, Self
@@ -132,6 +133,9 @@ class VectorStore(Protocol):
 
 # --- Weaviate implementation -------------------------------------------------------------------------
 
+# How long a search trusts the alias target it read (another process may swap it meanwhile).
+ALIAS_CACHE_SECONDS = 2.0
+
 _UNREACHABLE = (
     WeaviateConnectionError,
     WeaviateGRPCUnavailableError,
@@ -155,6 +159,7 @@ class WeaviateVectorStore:
         self._client: weaviate.WeaviateAsyncClient | None = None
         self._server: EmbeddedWeaviate | None = None
         self._info: dict[str, GenerationInfo] = {}
+        self._serving: tuple[str, float] | None = None  # (alias target, monotonic time read)
 
     @property
     def url(self) -> str:
@@ -257,11 +262,18 @@ class WeaviateVectorStore:
             raise StoreUnavailable(f"Weaviate at {self.url} stopped answering: {exc}") from exc
 
     # -- generations --------------------------------------------------------------------------------
-    async def serving_collection(self) -> str | None:
-        """The physical collection the alias points at, or None before the first index."""
+    async def serving_collection(self, *, max_age: float = 0.0) -> str | None:
+        """The physical collection the alias points at, or None before the first index.
+
+        `max_age` > 0 accepts a target read that many seconds ago: searches use it to skip a
+        REST round trip per question; a search that hits a generation dropped meanwhile re-reads.
+        """
+        if max_age > 0 and self._serving is not None and time.monotonic() - self._serving[1] < max_age:
+            return self._serving[0]
         client = await self.client()
         with self.reachable():
             alias = await client.alias.get(alias_name=self.alias)
+        self._serving = (alias.collection, time.monotonic()) if alias is not None else None
         return alias.collection if alias is not None else None
 
     async def generation_info(self, physical: str) -> GenerationInfo:
@@ -300,6 +312,7 @@ class WeaviateVectorStore:
                 alias_name=self.alias, new_target_collection=physical
             ):
                 await client.alias.create(alias_name=self.alias, target_collection=physical)
+            self._serving = (physical, time.monotonic())
         except UnexpectedStatusCodeError as exc:
             raise IndexWriteError(
                 f"Could not point the alias {self.alias} at {physical}: {exc.message}"
@@ -354,7 +367,7 @@ class WeaviateVectorStore:
         client = await self.client()
         fusion_type = HybridFusion.RELATIVE_SCORE if fusion == "relative_score" else HybridFusion.RANKED
         for attempt in range(3):
-            physical = await self.serving_collection()
+            physical = await self.serving_collection(max_age=ALIAS_CACHE_SECONDS if attempt == 0 else 0.0)
             if physical is None:
                 return []
             try:

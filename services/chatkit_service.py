@@ -65,7 +65,6 @@ INTERNAL_ERROR = (
     "The answer could not be produced because of an internal error (see the server log). Try again."
 )
 NO_ANSWER = "The language model ended without an answer. Try asking again."
-_EVENT = TypeAdapter[ThreadStreamEvent](ThreadStreamEvent)
 _REQUEST = TypeAdapter[ChatKitReq](ChatKitReq)
 
 
@@ -93,6 +92,16 @@ class DocsChatKitServer(ChatKitServer[RequestContext]):
         if is_streaming_req(parsed):
             return StreamingResult(self._process_streaming(parsed, ctx))
         return NonStreamingResult(await self._process_non_streaming(parsed, ctx))
+
+    def stream(
+        self, request: ThreadsCreateReq | ThreadsAddUserMessageReq, context: RequestContext
+    ) -> AsyncIterator[ThreadStreamEvent]:
+        """The events of a message request as objects, stored exactly as for `process`.
+
+        `process` serializes each event for HTTP; the chat adapters read them in-process, so
+        this skips the JSON round trip (chatkit has no public entry point for that).
+        """
+        return self._process_streaming_impl(request, context)
 
     async def respond(
         self, thread: ThreadMetadata, input_user_message: UserMessageItem | None, context: RequestContext
@@ -260,7 +269,7 @@ class ChatService:
         context: RequestContext,
         queue: asyncio.Queue[ThreadStreamEvent | BaseException | None],
     ) -> None:
-        """Send the message through the chatkit server and queue its events (or the failure)."""
+        """Run the message through the chatkit server and queue its events (or the failure)."""
         try:
             try:
                 thread_id = await self.database.thread_for_conversation(key)
@@ -268,28 +277,30 @@ class ChatService:
                 raise DatabaseUnavailable(
                     f"The conversation database ({self.database.display_url}) is unavailable: {exc}"
                 ) from exc
-            if thread_id is not None and not await self._thread_exists(thread_id, context):
+            try:
+                await self._stream(key, _request(text, thread_id), context, queue)
+            except NotFoundError:
+                if thread_id is None or not queue.empty():
+                    raise
                 await self.database.unlink_threads(thread_id)  # its thread was deleted: start a new one
-                thread_id = None
-            result = await self.server.process(_request(text, thread_id).model_dump_json(), context)
-            assert isinstance(result, StreamingResult)
-            async for chunk in result:
-                event = _EVENT.validate_json(chunk.removeprefix(b"data: "))
-                if isinstance(event, ThreadCreatedEvent):
-                    await self.database.link_conversation(key, event.thread.id)
-                queue.put_nowait(event)
+                await self._stream(key, _request(text, None), context, queue)
             queue.put_nowait(None)
         except Exception as exc:
             if not describe_failure(exc, self.settings).expected:
                 log.exception("Conversation %s failed", key)
             queue.put_nowait(exc)
 
-    async def _thread_exists(self, thread_id: str, context: RequestContext) -> bool:
-        try:
-            await self.server.store.load_thread(thread_id, context)
-        except NotFoundError:
-            return False
-        return True
+    async def _stream(
+        self,
+        key: str,
+        request: ThreadsCreateReq | ThreadsAddUserMessageReq,
+        context: RequestContext,
+        queue: asyncio.Queue[ThreadStreamEvent | BaseException | None],
+    ) -> None:
+        async for event in self.server.stream(request, context):
+            if isinstance(event, ThreadCreatedEvent):
+                await self.database.link_conversation(key, event.thread.id)
+            queue.put_nowait(event)
 
     async def has_conversation(self, conversation_key: str) -> bool:
         """True when this conversation already has a thread (so follow-ups need no mention)."""

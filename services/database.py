@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,6 +20,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+_REMEMBERED_CONVERSATIONS = 10_000
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
 SeqType = BigInteger().with_variant(Integer(), "sqlite")
@@ -128,6 +131,7 @@ class Database:
             self.engine, expire_on_commit=False
         )
         self.index_runs = SqlIndexRunLog(self)
+        self._threads: OrderedDict[str, str] = OrderedDict()  # conversation key -> thread (LRU)
 
     @property
     def display_url(self) -> str:
@@ -157,9 +161,19 @@ class Database:
 
     # --- Conversations ---------------------------------------------------------------
     async def thread_for_conversation(self, conversation_key: str) -> str | None:
+        """The conversation's thread. Found mappings are remembered: they only change when the
+        thread is deleted, and a turn on a deleted thread unlinks it and starts a new one."""
+        if (thread_id := self._threads.get(conversation_key)) is not None:
+            self._threads.move_to_end(conversation_key)
+            return thread_id
         async with self.sessions() as session:
             row = await session.get(ConversationRow, conversation_key)
-            return row.thread_id if row else None
+        if row is None:
+            return None
+        self._threads[conversation_key] = row.thread_id
+        if len(self._threads) > _REMEMBERED_CONVERSATIONS:
+            self._threads.popitem(last=False)
+        return row.thread_id
 
     async def link_conversation(self, conversation_key: str, thread_id: str) -> None:
         """Remember the thread of a conversation (first writer wins)."""
@@ -171,6 +185,8 @@ class Database:
 
     async def unlink_threads(self, thread_id: str) -> None:
         """Forget conversation mappings to a deleted thread."""
+        for key in [key for key, thread in self._threads.items() if thread == thread_id]:
+            del self._threads[key]
         async with self.sessions.begin() as session:
             await session.execute(delete(ConversationRow).where(ConversationRow.thread_id == thread_id))
 

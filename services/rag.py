@@ -68,7 +68,7 @@ class Retriever:
             fusion=self._settings.search_fusion,
         )
         passages = [p for p in merge_adjacent(hits) if p.score >= self._settings.search_min_score]
-        return drop_duplicates(passages)[:wanted]
+        return drop_duplicates(passages, limit=wanted)
 
 
 def merge_adjacent(hits: Sequence[SearchHit]) -> list[Passage]:
@@ -96,18 +96,22 @@ def merge_adjacent(hits: Sequence[SearchHit]) -> list[Passage]:
     return passages
 
 
-def drop_duplicates(passages: Sequence[Passage]) -> list[Passage]:
-    """Keep the first (best) of passages with the same normalized text or nearly the same words.
+def drop_duplicates(passages: Sequence[Passage], limit: int | None = None) -> list[Passage]:
+    """Keep the first (best) of passages with the same normalized text or nearly the same words,
+    stopping once `limit` are kept.
 
     The same document indexed under two paths, or copied sections, would otherwise fill the
     context with repeats.
     """
-    kept: list[tuple[Passage, str, frozenset[str]]] = []
+    kept: list[tuple[Passage, list[str], frozenset[str]]] = []
     for passage in passages:
-        normalized = " ".join(_WORD.findall(passage.text.lower()))
-        words = frozenset(normalized.split())
+        if limit is not None and len(kept) >= limit:
+            break
+        normalized = _WORD.findall(passage.text.lower())
+        words = frozenset(normalized)
         if any(
-            normalized == other_normalized or _jaccard(words, other_words) >= _DUPLICATE_JACCARD
+            _near(words, other_words)
+            and (normalized == other_normalized or _jaccard(words, other_words) >= _DUPLICATE_JACCARD)
             for _, other_normalized, other_words in kept
         ):
             continue
@@ -176,6 +180,12 @@ def _common_heading(run: Sequence[SearchHit]) -> str:
             break
         common.append(parts[0])
     return " > ".join(common) if common else run[0].heading_path
+
+
+def _near(a: frozenset[str], b: frozenset[str]) -> bool:
+    """Whether the sizes allow a Jaccard index over the threshold (|a & b| / |a | b| <= min / max)."""
+    small, large = sorted((len(a), len(b)))
+    return small >= _DUPLICATE_JACCARD * large
 
 
 def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:

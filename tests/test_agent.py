@@ -91,7 +91,7 @@ async def test_offline_agent_quotes_the_passages_and_says_no_model_is_configured
     assert "no language model is configured" in answer.lower()
     assert "[1] Install guide — docs/install.md" in answer
     assert "Choose port 8443" in answer
-    assert len(deltas) > 3 and "".join(deltas) == answer  # streamed in pieces
+    assert len(deltas) >= 2 and "".join(deltas) == answer  # streamed in pieces
     assert context.passages and context.passages[0].document_id == "install"
     assert tool_outputs(items)[0].startswith("[1] Install guide — docs/install.md (Install guide)\n")
 
@@ -344,7 +344,7 @@ async def test_offline_answer_streams_through_chatkit(
     ]
     done = [e.item for e in events if isinstance(e, ThreadItemDoneEvent)]
     assert len(done) == 1 and isinstance(done[0], AssistantMessageItem)
-    assert len(deltas) > 3 and "".join(deltas) == done[0].content[0].text
+    assert len(deltas) >= 2 and "".join(deltas) == done[0].content[0].text
     assert (
         done[0].content[0].text.startswith(NO_LLM_NOTICE) and "[1] Install guide" in done[0].content[0].text
     )

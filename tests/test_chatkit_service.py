@@ -357,6 +357,27 @@ async def test_conversation_whose_thread_was_deleted_starts_a_new_thread(
         assert len(await thread_items(service, again.thread_id)) == 2
 
 
+async def test_thread_deleted_by_another_replica_starts_a_new_thread(
+    store: WeaviateVectorStore, embedder: Embedder
+) -> None:
+    """This replica remembers the conversation's thread; another one deletes it meanwhile."""
+    settings = service_settings(store)
+    async with (
+        open_service(settings, store, embedder) as service,
+        open_service(settings, store, embedder) as other,
+    ):
+        first = check_stream(await collect(service, "slack:C9:1", QUESTION))
+        assert await other.has_conversation("slack:C9:1")
+        delete = {"type": "threads.delete", "params": {"thread_id": first.thread_id}}
+        assert isinstance(await other.server.process(json.dumps(delete), None), NonStreamingResult)
+        again = check_stream(await collect(service, "slack:C9:1", "And which port does it use?"))
+        assert again.thread_id != first.thread_id
+        assert [item_text(item) for item in await thread_items(service, again.thread_id)][0] == (
+            "And which port does it use?"
+        )
+        assert await other.database.thread_for_conversation("slack:C9:1") == again.thread_id
+
+
 def passage(doc: str, source: str) -> Passage:
     return Passage(f"text of {doc}", doc.title(), "", source, 0.5, doc, 0, 0)
 
