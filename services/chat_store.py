@@ -22,16 +22,27 @@ _ATTACHMENT = TypeAdapter[Attachment](Attachment)
 
 @dataclass(frozen=True, slots=True)
 class RequestContext:
-    """Who is asking; passed through chatkit to the store and the agent."""
+    """Who is asking; passed through chatkit to the store and the agent. One per request: it
+    remembers what the request read (see `newest_items`)."""
 
     user_id: str | None = None
     # Filled by the server's respond(): the sources of the answer it produced (for `ChatService`).
     sources: list[Source] = field(default_factory=list)
+    # The newest items read per thread during this request, until it writes to that thread:
+    # chatkit reads the last two items right after the history was read.
+    newest_items: dict[str, Page[ThreadItem]] = field(default_factory=dict)
 
 
 def _thread_json(thread: ThreadMetadata) -> str:
     """Only the metadata: chatkit sometimes passes a `Thread` carrying a page of items."""
     return ThreadMetadata.model_validate(thread.model_dump(exclude={"items"})).model_dump_json()
+
+
+def _first(page: Page[ThreadItem], limit: int) -> Page[ThreadItem]:
+    """The first `limit` items of a page read with a larger limit."""
+    items = page.data[:limit]
+    has_more = len(page.data) > limit or page.has_more
+    return Page(data=items, has_more=has_more, after=items[-1].id if has_more and items else None)
 
 
 class SqlStore(Store[RequestContext]):
@@ -69,6 +80,7 @@ class SqlStore(Store[RequestContext]):
         return Page(data=threads, has_more=has_more, after=threads[-1].id if has_more and threads else None)
 
     async def delete_thread(self, thread_id: str, context: RequestContext) -> None:
+        context.newest_items.pop(thread_id, None)
         async with self.database.sessions.begin() as session:
             await session.execute(delete(ItemRow).where(ItemRow.thread_id == thread_id))
             await session.execute(delete(ThreadRow).where(ThreadRow.id == thread_id))
@@ -78,6 +90,9 @@ class SqlStore(Store[RequestContext]):
     async def load_thread_items(
         self, thread_id: str, after: str | None, limit: int, order: str, context: RequestContext
     ) -> Page[ThreadItem]:
+        newest = context.newest_items.get(thread_id) if after is None and order == "desc" else None
+        if newest is not None and (limit <= len(newest.data) or not newest.has_more):
+            return _first(newest, limit)
         async with self.database.sessions() as session:
             query = select(ItemRow.data).where(ItemRow.thread_id == thread_id)
             if after is not None:
@@ -91,13 +106,17 @@ class SqlStore(Store[RequestContext]):
             rows = (await session.scalars(query.limit(limit + 1))).all()
         has_more = len(rows) > limit
         items = [_ITEM.validate_json(data) for data in rows[:limit]]
-        return Page(data=items, has_more=has_more, after=items[-1].id if has_more and items else None)
+        page = Page(data=items, has_more=has_more, after=items[-1].id if has_more and items else None)
+        if after is None and order == "desc":
+            context.newest_items[thread_id] = page
+        return page
 
     async def add_thread_item(self, thread_id: str, item: ThreadItem, context: RequestContext) -> None:
         await self.save_item(thread_id, item, context)
 
     async def save_item(self, thread_id: str, item: ThreadItem, context: RequestContext) -> None:
         """Upsert by id; a new item goes to the end of the thread, an updated one keeps its place."""
+        context.newest_items.pop(thread_id, None)
         data = _ITEM.dump_json(item).decode()
         await self.database.upsert(
             ItemRow, key="id", values={"id": item.id, "thread_id": thread_id, "data": data}
@@ -113,6 +132,7 @@ class SqlStore(Store[RequestContext]):
         return _ITEM.validate_json(data)
 
     async def delete_thread_item(self, thread_id: str, item_id: str, context: RequestContext) -> None:
+        context.newest_items.pop(thread_id, None)
         async with self.database.sessions.begin() as session:
             await session.execute(
                 delete(ItemRow).where(ItemRow.thread_id == thread_id, ItemRow.id == item_id)

@@ -40,6 +40,7 @@ from openai.types.responses import (
     ResponseTextDoneEvent,
 )
 from openai.types.responses.response_prompt_param import ResponsePromptParam
+from openai.types.responses.response_status import ResponseStatus
 
 SEARCH_TOOL_NAME = "search_docs"
 NO_LLM_NOTICE = (
@@ -177,8 +178,11 @@ def excerpt(text: str, terms: set[str], limit: int = _EXCERPT_CHARS) -> str:
     found: list[set[str]] = [set() for _ in spans]  # the question's terms in each span, one regex pass
     span_starts = [a for a, _ in spans]
     if terms:
-        wanted = re.compile(r"\b(?:" + "|".join(map(re.escape, sorted(terms))) + r")\b", re.IGNORECASE)
-        for match in wanted.finditer(text):
+        lowered = text.lower()
+        same_offsets = len(lowered) == len(text)  # lower() can lengthen a few letters (e.g. "İ")
+        flags = 0 if same_offsets else re.IGNORECASE  # matching lower-cased text is ~2× faster
+        wanted = re.compile(r"\b(?:" + "|".join(map(re.escape, sorted(terms))) + r")\b", flags)
+        for match in wanted.finditer(lowered if same_offsets else text):
             if (index := bisect_right(span_starts, match.start()) - 1) >= 0:
                 found[index].add(match.group().lower())
     scores = [len(words) for words in found]
@@ -270,9 +274,10 @@ def _added(item: TResponseOutputItem) -> ResponseOutputItemAddedEvent:
     )
 
 
-def _response(response_id: str, output: list[TResponseOutputItem], status: str) -> Response:
-    """Built from already-valid parts, so pydantic's validation is skipped (it was ~1 ms per turn)."""
-    return Response.model_construct(
+def _response(response_id: str, output: list[TResponseOutputItem], status: ResponseStatus) -> Response:
+    # Keyword construction keeps the given (already valid) items as they are: ~5 µs, where
+    # model_validate of dumped items takes ~90 µs and openai's recursive construct() ~180 µs.
+    return Response(
         id=response_id,
         object="response",
         created_at=time.time(),

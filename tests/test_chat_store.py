@@ -23,14 +23,17 @@ from chatkit.types import (
     UserMessageItem,
     UserMessageTextContent,
 )
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from data.weaviate_server import free_port
 from services.chat_store import RequestContext, SqlStore
 from services.database import Database
 from services.index_records import IndexFailure, IndexResult
 
-CTX = RequestContext(user_id="u1")
+
+def ctx() -> RequestContext:
+    """A fresh request context, as each request gets (it memoizes reads until it writes)."""
+    return RequestContext(user_id="u1")
 
 
 def sqlite_dsn(path: Path) -> str:
@@ -159,85 +162,108 @@ async def test_unreachable_database_is_unhealthy() -> None:
 async def test_threads_crud_and_pagination(database: Database) -> None:
     store = SqlStore(database)
     for n in range(5):
-        await store.save_thread(thread(f"thr_{n}", title=f"T{n}"), CTX)
+        await store.save_thread(thread(f"thr_{n}", title=f"T{n}"), ctx())
     updated = thread("thr_2", title="renamed")
-    await store.save_thread(updated, CTX)
-    assert (await store.load_thread("thr_2", CTX)).title == "renamed"
+    await store.save_thread(updated, ctx())
+    assert (await store.load_thread("thr_2", ctx())).title == "renamed"
 
-    first = await store.load_threads(2, None, "desc", CTX)
+    first = await store.load_threads(2, None, "desc", ctx())
     assert [t.id for t in first.data] == ["thr_4", "thr_3"]
     assert first.has_more and first.after == "thr_3"
-    second = await store.load_threads(2, first.after, "desc", CTX)
+    second = await store.load_threads(2, first.after, "desc", ctx())
     assert [t.id for t in second.data] == ["thr_2", "thr_1"]
-    last = await store.load_threads(2, second.after, "desc", CTX)
+    last = await store.load_threads(2, second.after, "desc", ctx())
     assert [t.id for t in last.data] == ["thr_0"] and not last.has_more and last.after is None
-    ascending = await store.load_threads(10, "thr_1", "asc", CTX)
+    ascending = await store.load_threads(10, "thr_1", "asc", ctx())
     assert [t.id for t in ascending.data] == ["thr_2", "thr_3", "thr_4"]
 
-    await store.add_thread_item("thr_2", user_item("msg_a", "thr_2", "hi"), CTX)
+    await store.add_thread_item("thr_2", user_item("msg_a", "thr_2", "hi"), ctx())
     await database.link_conversation("slack:C1:1", "thr_2")
-    await store.delete_thread("thr_2", CTX)
+    await store.delete_thread("thr_2", ctx())
     with pytest.raises(NotFoundError):
-        await store.load_thread("thr_2", CTX)
+        await store.load_thread("thr_2", ctx())
     with pytest.raises(NotFoundError):
-        await store.load_item("thr_2", "msg_a", CTX)
+        await store.load_item("thr_2", "msg_a", ctx())
     assert await database.thread_for_conversation("slack:C1:1") is None
 
 
 async def test_items_crud_order_and_pagination(database: Database) -> None:
     store = SqlStore(database)
-    await store.save_thread(thread("thr_x"), CTX)
-    await store.save_thread(thread("thr_other"), CTX)
+    await store.save_thread(thread("thr_x"), ctx())
+    await store.save_thread(thread("thr_other"), ctx())
     ids = [f"msg_{n}" for n in range(5)]
     for n, item_id in enumerate(ids):
         make = user_item if n % 2 == 0 else assistant_item
-        await store.add_thread_item("thr_x", make(item_id, "thr_x", f"text {n}"), CTX)
-    await store.add_thread_item("thr_other", user_item("msg_elsewhere", "thr_other", "other"), CTX)
+        await store.add_thread_item("thr_x", make(item_id, "thr_x", f"text {n}"), ctx())
+    await store.add_thread_item("thr_other", user_item("msg_elsewhere", "thr_other", "other"), ctx())
 
-    page = await store.load_thread_items("thr_x", None, 3, "asc", CTX)
+    page = await store.load_thread_items("thr_x", None, 3, "asc", ctx())
     assert [i.id for i in page.data] == ids[:3] and page.has_more and page.after == "msg_2"
-    rest = await store.load_thread_items("thr_x", page.after, 3, "asc", CTX)
+    rest = await store.load_thread_items("thr_x", page.after, 3, "asc", ctx())
     assert [i.id for i in rest.data] == ids[3:] and not rest.has_more
-    newest = await store.load_thread_items("thr_x", None, 2, "desc", CTX)
+    newest = await store.load_thread_items("thr_x", None, 2, "desc", ctx())
     assert [i.id for i in newest.data] == ["msg_4", "msg_3"]
-    older = await store.load_thread_items("thr_x", "msg_3", 10, "desc", CTX)
+    older = await store.load_thread_items("thr_x", "msg_3", 10, "desc", ctx())
     assert [i.id for i in older.data] == ["msg_2", "msg_1", "msg_0"]
 
-    loaded = await store.load_item("thr_x", "msg_1", CTX)
+    loaded = await store.load_item("thr_x", "msg_1", ctx())
     assert isinstance(loaded, AssistantMessageItem) and loaded.content[0].text == "text 1"
     # save_item updates in place: the item keeps its position.
-    await store.save_item("thr_x", assistant_item("msg_1", "thr_x", "edited"), CTX)
-    again = await store.load_thread_items("thr_x", None, 10, "asc", CTX)
+    await store.save_item("thr_x", assistant_item("msg_1", "thr_x", "edited"), ctx())
+    again = await store.load_thread_items("thr_x", None, 10, "asc", ctx())
     assert [i.id for i in again.data] == ids
     edited = again.data[1]
     assert isinstance(edited, AssistantMessageItem) and edited.content[0].text == "edited"
 
-    await store.delete_thread_item("thr_x", "msg_0", CTX)
-    remaining = await store.load_thread_items("thr_x", None, 10, "asc", CTX)
+    await store.delete_thread_item("thr_x", "msg_0", ctx())
+    remaining = await store.load_thread_items("thr_x", None, 10, "asc", ctx())
     assert [i.id for i in remaining.data] == ids[1:]
     with pytest.raises(NotFoundError):
-        await store.load_item("thr_other", "msg_1", CTX)
+        await store.load_item("thr_other", "msg_1", ctx())
+
+
+async def test_a_request_reads_the_newest_items_once_until_it_writes(database: Database) -> None:
+    store = SqlStore(database)
+    statements: list[str] = []
+    event.listen(database.engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    thread_id = f"t-{uuid.uuid4().hex[:8]}"
+    request = ctx()
+    await store.save_thread(thread(thread_id), request)
+    for n in range(3):
+        await store.add_thread_item(thread_id, user_item(f"{thread_id}-{n}", thread_id, f"q{n}"), request)
+    history = await store.load_thread_items(thread_id, None, 40, "desc", request)
+    statements.clear()
+    newest = await store.load_thread_items(thread_id, None, 2, "desc", request)
+    assert statements == []  # served from what the request already read
+    assert [i.id for i in newest.data] == [i.id for i in history.data[:2]] and newest.has_more
+    assert newest.after == history.data[1].id
+    await store.add_thread_item(thread_id, assistant_item(f"{thread_id}-a", thread_id, "a"), request)
+    after_write = await store.load_thread_items(thread_id, None, 2, "desc", request)
+    assert statements and [i.id for i in after_write.data] == [f"{thread_id}-a", f"{thread_id}-2"]
+    statements.clear()
+    other_request = await store.load_thread_items(thread_id, None, 1, "desc", ctx())
+    assert statements and [i.id for i in other_request.data] == [f"{thread_id}-a"]
 
 
 async def test_attachments_crud(database: Database) -> None:
     store = SqlStore(database)
     attachment = FileAttachment(id="atc_1", name="a.pdf", mime_type="application/pdf")
-    await store.save_attachment(attachment, CTX)
-    await store.save_attachment(attachment.model_copy(update={"name": "b.pdf"}), CTX)
-    loaded = await store.load_attachment("atc_1", CTX)
+    await store.save_attachment(attachment, ctx())
+    await store.save_attachment(attachment.model_copy(update={"name": "b.pdf"}), ctx())
+    loaded = await store.load_attachment("atc_1", ctx())
     assert isinstance(loaded, FileAttachment) and loaded.name == "b.pdf"
-    await store.delete_attachment("atc_1", CTX)
+    await store.delete_attachment("atc_1", ctx())
     with pytest.raises(NotFoundError):
-        await store.load_attachment("atc_1", CTX)
+        await store.load_attachment("atc_1", ctx())
 
 
 async def test_data_survives_a_restart(dsn: str) -> None:
     first = Database(dsn)
     await first.create()
     store = SqlStore(first)
-    await store.save_thread(thread("thr_keep", title="kept"), CTX)
-    await store.add_thread_item("thr_keep", user_item("msg_q", "thr_keep", "question"), CTX)
-    await store.add_thread_item("thr_keep", assistant_item("msg_r", "thr_keep", "answer [1]"), CTX)
+    await store.save_thread(thread("thr_keep", title="kept"), ctx())
+    await store.add_thread_item("thr_keep", user_item("msg_q", "thr_keep", "question"), ctx())
+    await store.add_thread_item("thr_keep", assistant_item("msg_r", "thr_keep", "answer [1]"), ctx())
     await first.link_conversation("discord:42", "thr_keep")
     await first.dispose()
 
@@ -245,8 +271,8 @@ async def test_data_survives_a_restart(dsn: str) -> None:
     await second.create()  # idempotent on an existing file
     try:
         reopened = SqlStore(second)
-        assert (await reopened.load_thread("thr_keep", CTX)).title == "kept"
-        items = await reopened.load_thread_items("thr_keep", None, 10, "asc", CTX)
+        assert (await reopened.load_thread("thr_keep", ctx())).title == "kept"
+        items = await reopened.load_thread_items("thr_keep", None, 10, "asc", ctx())
         assert [i.id for i in items.data] == ["msg_q", "msg_r"]
         assert await second.thread_for_conversation("discord:42") == "thr_keep"
     finally:

@@ -372,9 +372,8 @@ async def test_thread_deleted_by_another_replica_starts_a_new_thread(
         assert isinstance(await other.server.process(json.dumps(delete), None), NonStreamingResult)
         again = check_stream(await collect(service, "slack:C9:1", "And which port does it use?"))
         assert again.thread_id != first.thread_id
-        assert [item_text(item) for item in await thread_items(service, again.thread_id)][0] == (
-            "And which port does it use?"
-        )
+        items = await thread_items(service, again.thread_id)
+        assert item_text(items[0]) == "And which port does it use?"
         assert await other.database.thread_for_conversation("slack:C9:1") == again.thread_id
 
 

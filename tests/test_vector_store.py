@@ -226,6 +226,18 @@ async def test_rebuild_swaps_without_queries_ever_seeing_an_empty_index(store: W
     assert not await client.collections.exists(registry_name(old.collection))
 
 
+async def test_search_follows_a_rebuild_made_by_another_process(store: WeaviateVectorStore) -> None:
+    """Searches reuse the alias target for a moment; the other process dropped that generation."""
+    await index_docs(store, DOCS)
+    assert (await search(store, "sourdough", vec(0, 1)))[0] == "bread#0"  # target now remembered
+    async with WeaviateVectorStore(store.settings) as other:
+        rebuilt = await index_docs(other, {"rye": [("Rye sourdough bread", vec(0, 1))]}, rebuild=True)
+    assert store._serving is not None and store._serving[0] != rebuilt.collection  # stale, still fresh
+    assert await search(store, "sourdough", vec(0, 1)) == ["rye#0"]
+    stats = await store.stats()
+    assert stats is not None and stats.collection == rebuilt.collection
+
+
 async def test_abort_keeps_the_serving_index(store: WeaviateVectorStore) -> None:
     old = await index_docs(store, DOCS)
     writer = await store.open_writer(rebuild=True, model_id=MODEL, dimension=DIM)
