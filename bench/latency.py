@@ -107,7 +107,8 @@ async def measure(
     await database.create()
     inner = LocalOnnxEmbedder(batch_size=settings.embedding_batch_size)
     await inner.warm_up()
-    retriever = Retriever(settings, TimedStore(store), TimedEmbedder(inner))
+    # Questions repeat across levels: every ask embeds its query, as a first-time question does.
+    retriever = Retriever(settings, TimedStore(store), TimedEmbedder(inner), remembered_queries=0)
     chat = await create_chat_service(settings, retriever, database)
     questions = [q.query for q in dataset.queries]
     results: dict[str, Any] = {"dataset": dataset.name, "levels": []}

@@ -7,6 +7,7 @@ model reads and what a user sees from the CLI are the same passages.
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -43,10 +44,15 @@ class Passage:
 class Retriever:
     """Finds the passages that best answer a question."""
 
-    def __init__(self, settings: Settings, store: VectorStore, embedder: Embedder) -> None:
+    def __init__(
+        self, settings: Settings, store: VectorStore, embedder: Embedder, *, remembered_queries: int = 1024
+    ) -> None:
         self._settings = settings
         self._store = store
         self._embedder = embedder
+        # Teams ask the same questions again: their vectors are kept (LRU; 1024 × 384 floats ≈ 3 MB).
+        self._vectors: OrderedDict[str, list[float]] = OrderedDict()
+        self._remembered = remembered_queries
 
     async def search(self, query: str, k: int | None = None) -> list[Passage]:
         """Best passages first, at most `k` (default `SEARCH_TOP_K`); empty for a blank query.
@@ -58,7 +64,7 @@ class Retriever:
         wanted = k if k is not None else self._settings.search_top_k
         if not query or wanted <= 0:
             return []
-        vector = await self._embedder.embed_query(query)
+        vector = await self._query_vector(query)
         hits = await self._store.search(
             query,
             vector,
@@ -69,6 +75,17 @@ class Retriever:
         )
         passages = [p for p in merge_adjacent(hits) if p.score >= self._settings.search_min_score]
         return drop_duplicates(passages, limit=wanted)
+
+    async def _query_vector(self, query: str) -> list[float]:
+        if (vector := self._vectors.get(query)) is not None:
+            self._vectors.move_to_end(query)
+            return vector
+        vector = await self._embedder.embed_query(query)
+        if self._remembered > 0:
+            self._vectors[query] = vector
+            if len(self._vectors) > self._remembered:
+                self._vectors.popitem(last=False)
+        return vector
 
 
 def merge_adjacent(hits: Sequence[SearchHit]) -> list[Passage]:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from configs.config import Settings
-from data.embeddings import Embedder
+from data.embeddings import Embedder, LocalOnnxEmbedder
 from data.records import Chunk, DocumentState, SearchHit
 from data.vector_store import WeaviateVectorStore
 from services.rag import Passage, Retriever, drop_duplicates, format_context, format_numbered, merge_adjacent
@@ -162,6 +162,23 @@ async def test_passages_below_the_minimum_score_are_dropped(
     assert strict and len(strict) < len(everything)
     assert all(p.score >= 0.9 for p in strict)
     assert strict[0].document_id == "install"
+
+
+async def test_a_repeated_question_reuses_its_query_vector(
+    store: WeaviateVectorStore, embedder: Embedder
+) -> None:
+    assert isinstance(embedder, LocalOnnxEmbedder)
+    retriever = retriever_for(store, embedder)
+    question = "How do I install the widget server?"
+    before = embedder.texts_embedded
+    first = await retriever.search(question)
+    again = await retriever.search(question)
+    assert embedder.texts_embedded == before + 1
+    assert [p.document_id for p in again] == [p.document_id for p in first] and first[
+        0
+    ].document_id == "install"
+    await retriever.search("What is a sprocket?")
+    assert embedder.texts_embedded == before + 2
 
 
 async def test_blank_query_returns_nothing(store: WeaviateVectorStore, embedder: Embedder) -> None:
