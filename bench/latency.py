@@ -201,7 +201,7 @@ PROFILED = (
     (
         "services/chatkit_service.py",
         "_stream",
-        "chatkit turn: store, agent run, events (incl. the rows below)",
+        "chatkit turn: store calls and events (the agent runs in its own task, below)",
     ),
     ("sqlalchemy/util/concurrency.py", "greenlet_spawn", "all SQLAlchemy calls (conversation store, SQLite)"),
     ("services/chatkit_service.py", "_history", "conversation store: load the history for the model"),
