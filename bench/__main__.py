@@ -5,7 +5,8 @@
     python -m bench --parts report       # re-render docs/benchmarks.md from saved results
 
 Parts: dataset (build the query sets if missing), ingest (ours: indexer vs bare embedder,
-unchanged re-index), peers (LlamaIndex, LangChain), quality (the sweep), latency (`ask` at
+unchanged re-index), peers (LlamaIndex, LangChain), quality (the sweep), relevance (the
+similarity floor for questions the documents don't cover), latency (`ask` at
 1/10/50 concurrent conversations), memory (`serve` peak RSS), report. One Weaviate server is
 started for the whole run; results are kept in bench/.work/results/*.json.
 """
@@ -18,14 +19,14 @@ import os
 import time
 from functools import partial
 
-from bench import build_dataset, ingest, latency, memory, quality, report
+from bench import build_dataset, ingest, latency, memory, quality, relevance, report
 from bench.dataset import DATASETS_DIR, Dataset, load_dataset
 from bench.engine import CachedEmbedder, Engine, start_server
 from bench.machine import describe
 from data.embeddings import LocalOnnxEmbedder
 
-PARTS = ("dataset", "ingest", "peers", "quality", "latency", "memory", "report")
-SERVER_PARTS = {"ingest", "peers", "quality", "latency", "memory"}
+PARTS = ("dataset", "ingest", "peers", "quality", "relevance", "latency", "memory", "report")
+SERVER_PARTS = {"ingest", "peers", "quality", "relevance", "latency", "memory"}
 
 
 async def run(
@@ -64,6 +65,9 @@ async def run(
 
                 checkpoint = partial(quality.save, "quality")
                 await quality.sweep(engine, datasets, quick, checkpoint, peers_quality)
+            if "relevance" in parts:
+                print("relevance", flush=True)
+                quality.save("relevance", await relevance.measure(engine, datasets))
             if {"latency", "memory"} & set(parts):
                 await engine.ensure_index(primary, quality.BASE_INDEX)
             if "latency" in parts:

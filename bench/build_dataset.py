@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -59,7 +60,7 @@ def ensure_package(package: str, path: Path) -> None:
     if path.exists():
         return
     command = f"apt-get update && apt-get install -y {package}"
-    if shutil.which("apt-get") is None or not hasattr(sys, "getuid") or __import__("os").getuid() != 0:
+    if shutil.which("apt-get") is None or not hasattr(os, "getuid") or os.getuid() != 0:
         raise SystemExit(f"{path} is missing: install the Debian package {package} as root: {command}")
     print(f"Installing {package} ({command})…", file=sys.stderr)
     subprocess.run(["sh", "-c", command], check=True, stdout=subprocess.DEVNULL)

@@ -68,6 +68,8 @@ def bench_settings(server: EmbeddedWeaviate, collection: str, **overrides: Any) 
         "openai_base_url": None,
         "database_url": None,
         "log_level": "WARNING",
+        # Rankings are measured without the similarity floor; the relevance part measures the floor.
+        "search_min_similarity": 0.0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

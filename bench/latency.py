@@ -99,7 +99,9 @@ async def measure(
     data_dir = WORK_DIR / "latency"
     if data_dir.exists():
         shutil.rmtree(data_dir)
-    settings = bench_settings(server, BASE_INDEX.collection(dataset.name), data_dir=data_dir)
+    settings = bench_settings(
+        server, BASE_INDEX.collection(dataset.name), data_dir=data_dir, search_min_similarity=None
+    )
     data_dir.mkdir(parents=True)
     store = WeaviateVectorStore(settings)
     await store.connect()

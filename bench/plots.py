@@ -48,3 +48,21 @@ def plot_throughput(systems: dict[str, float], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_similarities(
+    on_topic: list[float], off_topic: dict[str, list[float]], floor: float, path: Path
+) -> None:
+    """Histograms: best chunk similarity of answerable vs off-topic questions, and the floor."""
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    bins = [i / 50 - 0.2 for i in range(61)]
+    ax.hist(on_topic, bins=bins, alpha=0.6, color="#4c72b0", label="answerable questions")
+    for (name, values), color in zip(off_topic.items(), ["#dd8452", "#55a868", "#c44e52"], strict=False):
+        ax.hist(values, bins=bins, alpha=0.6, color=color, label=f"off-topic: {name}")
+    ax.axvline(floor, color="black", linestyle="--", linewidth=1, label=f"floor {floor:.2f}")
+    ax.set_xlabel("cosine similarity of the closest chunk")
+    ax.set_ylabel("searches")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -10,6 +10,7 @@ from bench.dataset import Dataset
 from bench.metrics import METRICS, Estimate, bootstrap, is_noise, paired_difference
 from bench.plots import plot_quality, plot_throughput
 from bench.quality import BASE_INDEX, BM25, VECTOR, load
+from bench.report_relevance import relevance_section
 from bench.report_text import METHOD, RERANKER, intro
 from bench.targets import targets_table
 
@@ -386,6 +387,8 @@ def write(datasets: Sequence[Dataset]) -> Path:
     best = _quality_section(names, out, figures, ids)
     out += ["## Ingestion throughput\n"]
     _ingest_section(out, figures)
+    out += ["## Questions the documents don't cover\n"]
+    floor = relevance_section(out, figures)
     out += ["## `ask` latency\n"]
     _latency_section(out)
     out += ["## Memory\n"]
@@ -393,17 +396,23 @@ def write(datasets: Sequence[Dataset]) -> Path:
     out += [METHOD, RERANKER]
     position = out.index("## Retrieval quality\n")
     if best is not None:
-        out.insert(position, _headline(best))
+        out.insert(position, _headline(best, floor))
     out[position:position] = targets_table()
     DOC.write_text("\n".join(out).rstrip() + "\n", encoding="utf-8")
     return DOC
 
 
-def _headline(best: dict[str, Any]) -> str:
+def _headline(best: dict[str, Any], floor: float | None) -> str:
     key = best["key"]
+    similarity = (
+        f" SEARCH_MIN_SIMILARITY={floor:.2f} for the local model (see the section on questions the "
+        "documents don't cover)."
+        if floor is not None
+        else ""
+    )
     return (
         "## Recommended defaults\n\n"
         f"CHUNK_SIZE={key[1]}, CHUNK_OVERLAP={key[2]}, EMBED_HEADING_PATH={str(key[3]).lower()}, "
         f"SEARCH_ALPHA={key[4]:g}, SEARCH_FUSION={key[5]} — nDCG@10 {best['estimates']['ndcg']} "
-        "(see the best-configuration table for the gains and their intervals).\n"
+        f"(see the best-configuration table for the gains and their intervals).{similarity}\n"
     )

@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     search_alpha: float = Field(0.7, ge=0.0, le=1.0)  # best nDCG@10 in docs/benchmarks.md
     search_fusion: Literal["relative_score", "ranked"] = "relative_score"
     search_min_score: float = Field(0.0, ge=0.0, le=1.0)
+    # Empty = the floor measured for the local model (docs/benchmarks.md), none for other models.
+    search_min_similarity: float | None = Field(None, ge=0.0, le=1.0)
 
     # --- Storage and HTTP ----------------------------------------------------------------
     database_url: SecretStr | None = None

@@ -44,6 +44,9 @@ class SearchHit:
     heading_path: str
     source: str
     score: float
+    # Cosine similarity of the chunk's vector to the query's: unlike `score` (fused and
+    # normalised per query), it says how close the best match really is.
+    similarity: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,9 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from types import TracebackType
-from typing import Literal, Protocol, Self
+from typing import Any, Literal, Protocol, Self
 
+import numpy as np
 import weaviate
 from weaviate.classes.init import AdditionalConfig, Auth, Timeout
 from weaviate.classes.query import HybridFusion, MetadataQuery
@@ -132,6 +133,16 @@ class VectorStore(Protocol):
 
 
 # --- Weaviate implementation -------------------------------------------------------------------------
+
+
+def cosine(query: Sequence[float], stored: Sequence[float] | Any) -> float | None:
+    """Cosine similarity of two vectors (None when the stored one was not returned)."""
+    if not stored or len(stored) != len(query):
+        return None
+    a, b = np.asarray(query, dtype=np.float32), np.asarray(stored, dtype=np.float32)
+    norms = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(a @ b) / norms if norms else None
+
 
 # How long a search trusts the alias target it read (another process may swap it meanwhile).
 ALIAS_CACHE_SECONDS = 2.0
@@ -384,12 +395,18 @@ class WeaviateVectorStore:
                         limit=limit,
                         return_properties=CHUNK_RETURN_PROPERTIES,
                         return_metadata=MetadataQuery(score=True),
+                        include_vector=True,
                     )
             except (WeaviateQueryError, UnexpectedStatusCodeError):
                 if attempt < 2 and physical != await self.serving_collection():
                     continue  # the alias moved on and the old generation was dropped under us
                 raise
-            return [hit_from_properties(dict(o.properties), o.metadata.score) for o in result.objects]
+            return [
+                hit_from_properties(
+                    dict(o.properties), o.metadata.score, cosine(vector, o.vector.get("default"))
+                )
+                for o in result.objects
+            ]
         return []
 
     async def stats(self) -> IndexStats | None:

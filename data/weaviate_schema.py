@@ -214,7 +214,9 @@ def state_from_properties(props: dict[str, Any]) -> DocumentState:
     )
 
 
-def hit_from_properties(props: dict[str, Any], score: float | None) -> SearchHit:
+def hit_from_properties(
+    props: dict[str, Any], score: float | None, similarity: float | None = None
+) -> SearchHit:
     return SearchHit(
         document_id=str(props.get("document_id") or ""),
         chunk_index=int(props.get("chunk_index") or 0),
@@ -223,4 +225,5 @@ def hit_from_properties(props: dict[str, Any], score: float | None) -> SearchHit
         heading_path=str(props.get("heading_path") or ""),
         source=str(props.get("source") or ""),
         score=float(score or 0.0),
+        similarity=similarity,
     )

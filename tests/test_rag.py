@@ -12,7 +12,16 @@ from configs.config import Settings
 from data.embeddings import Embedder, LocalOnnxEmbedder
 from data.records import Chunk, DocumentState, SearchHit
 from data.vector_store import WeaviateVectorStore
-from services.rag import Passage, Retriever, drop_duplicates, format_context, format_numbered, merge_adjacent
+from services.rag import (
+    Passage,
+    Retriever,
+    content_words,
+    covered,
+    drop_duplicates,
+    format_context,
+    format_numbered,
+    merge_adjacent,
+)
 
 MakeSettings = Callable[..., Settings]
 WHEN = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
@@ -179,6 +188,35 @@ async def test_a_repeated_question_reuses_its_query_vector(
     ].document_id == "install"
     await retriever.search("What is a sprocket?")
     assert embedder.texts_embedded == before + 2
+
+
+async def test_a_question_the_documents_do_not_cover_gets_no_passages(
+    store: WeaviateVectorStore, embedder: Embedder
+) -> None:
+    off_topic = "What is the airspeed velocity of an unladen swallow?"
+    retriever = retriever_for(store, embedder)
+    assert retriever.min_similarity > 0  # the floor measured for the local model applies
+    assert await retriever.search(off_topic) == []
+    assert (await retriever.search("Which port does the installer ask for?"))[0].document_id == "install"
+    unfiltered = await retriever_for(store, embedder, search_min_similarity=0.0).search(off_topic)
+    assert unfiltered  # with the floor off, the nearest (unrelated) passages come back
+
+
+def close_hit(text: str, similarity: float | None) -> SearchHit:
+    return SearchHit("d", 0, text, "T", "", "d.md", 1.0, similarity)
+
+
+def test_covered_by_similarity_or_by_most_of_the_questions_words() -> None:
+    config = "The region where releases are stored. The default region is eu-west-1."
+    assert covered("What is the default region?", [close_hit(config, 0.9)], 0.2)
+    # a detail of a long chunk: little similarity, but both content words are there
+    assert covered("What is the default region?", [close_hit("Weather. " + config, 0.1)], 0.2)
+    assert not covered("What is the weather in Tokyo tomorrow?", [close_hit(config, 0.1)], 0.2)
+    # one content word proves nothing; no floor or no similarity known means no gate
+    assert not covered("Any region?", [close_hit(config, 0.1)], 0.2)
+    assert covered("Any region?", [close_hit(config, 0.1)], 0.0)
+    assert covered("Any region?", [close_hit(config, None)], 0.2)
+    assert content_words("How do I use the Region of the installer?") == {"region", "installer"}
 
 
 async def test_blank_query_returns_nothing(store: WeaviateVectorStore, embedder: Embedder) -> None:
