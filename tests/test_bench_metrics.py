@@ -77,3 +77,17 @@ def test_rst_question_heading_is_removed_and_its_prose_kept() -> None:
     assert sections[0].sentences == [
         normalize("Write the items separated by commas inside parentheses always.")
     ]
+
+
+def test_similarity_floor_keeps_every_answerable_question_with_a_margin() -> None:
+    from bench.relevance import MARGIN, choose
+
+    answerable = [(0.31, 0.0), (0.5, 0.0), (0.7, 1.0)]  # the weakest is 0.31
+    off_topic = {"small_talk": [(0.1, 0.0), (0.2, 1.0), (0.4, 0.0)]}
+    result = choose(answerable, off_topic)
+    assert result["all_kept_up_to"] == 0.31
+    assert result["chosen"]["floor"] == round(0.31 - MARGIN, 2)
+    row = {r["floor"]: r for r in result["rows"]}[0.25]
+    assert row["kept"] == 1.0
+    assert row["rejected"]["small_talk"] == pytest.approx(2 / 3)  # 0.1 and 0.2 are below 0.25
+    assert row["rejected_with_words"]["small_talk"] == pytest.approx(1 / 3)  # 0.2 holds the words
