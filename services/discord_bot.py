@@ -134,7 +134,7 @@ class DiscordBot:
             return
         if message.type not in (discord.MessageType.default, discord.MessageType.reply):
             return
-        mentioned = any(user.id == me.id for user in message.mentions)
+        mentioned = _mentions(message, me.id)
         replying_to_me = self._replies_to(message, me.id)
         channel = message.channel
         if isinstance(channel, discord.DMChannel):
@@ -144,7 +144,7 @@ class DiscordBot:
                 return
         elif not (mentioned or replying_to_me):
             return
-        question = re.sub(rf"<@!?{me.id}>", "", message.content).strip()
+        question = _without_mentions_of(message, me.id)
         try:
             if not question:
                 await message.reply(EMPTY_QUESTION.format(name=me.display_name), mention_author=False)
@@ -380,3 +380,26 @@ def _describe(exc: BaseException) -> str:
 
 
 __all__ = ["DiscordBot", "conversation_key", "split_message"]
+
+
+def _own_role_id(message: discord.Message) -> int | None:
+    """The role Discord made for the bot in this guild: autocomplete offers it next to the bot, so
+    people pick it when they mean the bot."""
+    role = message.guild.self_role if message.guild is not None else None
+    return role.id if role is not None else None
+
+
+def _mentions(message: discord.Message, bot_id: int) -> bool:
+    """Whether the message mentions the bot, or the bot's own role."""
+    if any(user.id == bot_id for user in message.mentions):
+        return True
+    role_id = _own_role_id(message)
+    return role_id is not None and any(role.id == role_id for role in message.role_mentions)
+
+
+def _without_mentions_of(message: discord.Message, bot_id: int) -> str:
+    """The message text without mentions of the bot or of its role."""
+    text = re.sub(rf"<@!?{bot_id}>", "", message.content)
+    if (role_id := _own_role_id(message)) is not None:
+        text = text.replace(f"<@&{role_id}>", "")
+    return text.strip()

@@ -34,13 +34,15 @@ class RecordedRequest:
 
 @dataclass
 class FakeDiscord:
-    """One guild (`guild_id`) with one text channel (`channel_id`), a bot user and a human user."""
+    """One guild (`guild_id`) with one text channel (`channel_id`), a bot user (with its managed
+    role `bot_role_id`) and a human user."""
 
     application_id: int = 1100000000000000001
     bot_id: int = 1100000000000000002
     guild_id: int = 1100000000000000003
     channel_id: int = 1100000000000000004
     human_id: int = 1100000000000000005
+    bot_role_id: int = 1100000000000000006  # the role Discord creates for the bot on invite
     requests: list[RecordedRequest] = field(default_factory=list)
     identify: dict[str, Any] | None = None
     gateway_events: list[str] = field(default_factory=list)
@@ -114,6 +116,14 @@ class FakeDiscord:
             "mentionable": False,
             "flags": 0,
         }
+        bot_role = {
+            **everyone,
+            "id": str(self.bot_role_id),
+            "name": "docsbot",
+            "position": 1,
+            "managed": True,
+            "tags": {"bot_id": str(self.bot_id)},
+        }
         channel = {
             "id": str(self.channel_id),
             "type": 0,
@@ -131,12 +141,15 @@ class FakeDiscord:
             "id": str(self.guild_id),
             "name": "Smoke Test",
             "owner_id": str(self.human_id),
-            "roles": [everyone],
+            "roles": [everyone, bot_role],
             "channels": [channel],
             "threads": [],
             "emojis": [],
             "stickers": [],
-            "members": [self.member(self.bot_id, "docsbot", bot=True), self.member(self.human_id, "alice")],
+            "members": [
+                {**self.member(self.bot_id, "docsbot", bot=True), "roles": [str(self.bot_role_id)]},
+                self.member(self.human_id, "alice"),
+            ],
             "member_count": 2,
             "features": [],
             "voice_states": [],

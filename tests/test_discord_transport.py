@@ -111,3 +111,47 @@ async def test_mention_over_the_wire_gets_an_answer_in_a_thread(
         await bot.close()
         await asyncio.wait_for(running, timeout=10)
         await fake.stop()
+
+
+async def test_mentioning_the_bots_role_is_a_mention(
+    make_settings, embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Discord's autocomplete offers the bot's managed role next to the bot; both must work."""
+    fake = FakeDiscord()
+    await fake.start()
+    monkeypatch.setattr(discord.http.Route, "BASE", fake.api_base)
+    monkeypatch.setattr(DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(fake.gateway_url))
+    settings: Settings = make_settings(discord_token="smoke-test-token")
+    chat = ScriptedAsk()
+    bot = DiscordBot(settings, chat, Indexer(settings, WeaviateVectorStore(settings), embedder))
+    running = asyncio.create_task(bot.start())
+    try:
+        await fake.wait_for_request("PUT", f"/applications/{fake.application_id}/commands", within=15)
+        human = fake.member(fake.human_id, "alice")
+        author = human.pop("user")
+        other_role = fake.message_payload(
+            fake.channel_id, author, "<@&42> ping another role", guild_id=str(fake.guild_id), member=human
+        )
+        other_role["mention_roles"] = ["42"]
+        await fake.dispatch("MESSAGE_CREATE", other_role)
+        question = fake.message_payload(
+            fake.channel_id,
+            author,
+            f"<@&{fake.bot_role_id}> how do I roll back?",
+            guild_id=str(fake.guild_id),
+            member=human,
+            mention_roles=[str(fake.bot_role_id)],
+        )
+        await fake.dispatch("MESSAGE_CREATE", question)
+        thread_id = question["id"]
+        opened = await fake.wait_for_request(
+            "POST", f"/channels/{fake.channel_id}/messages/{thread_id}/threads"
+        )
+        assert opened.body["name"] == "how do I roll back?"
+        await fake.wait_for_request("PATCH", f"/channels/{thread_id}/messages/", prefix=True)
+        assert [ask.text for ask in chat.asks] == ["how do I roll back?"]  # not the other role's
+        assert fake.unrouted == []
+    finally:
+        await bot.close()
+        await asyncio.wait_for(running, timeout=10)
+        await fake.stop()
