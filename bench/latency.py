@@ -71,12 +71,26 @@ class TimedStore:
         self.inner = inner
 
     async def search(
-        self, query: str, vector: Sequence[float], *, model_id: str, limit: int, alpha: float, fusion: Fusion
+        self,
+        query: str,
+        vector: Sequence[float],
+        *,
+        model_id: str,
+        limit: int,
+        alpha: float,
+        fusion: Fusion,
+        similarity: bool = False,
     ) -> list[SearchHit]:
         started = time.perf_counter()
         try:
             return await self.inner.search(
-                query, vector, model_id=model_id, limit=limit, alpha=alpha, fusion=fusion
+                query,
+                vector,
+                model_id=model_id,
+                limit=limit,
+                alpha=alpha,
+                fusion=fusion,
+                similarity=similarity,
             )
         finally:
             if (spent := _SPENT.get()) is not None:

@@ -89,6 +89,7 @@ async def best_matches(engine: Engine, dataset: str, questions: Sequence[str]) -
             limit=settings.search_top_k * FETCH_FACTOR,
             alpha=settings.search_alpha,
             fusion=settings.search_fusion,
+            similarity=True,
         )
         similarity = max((h.similarity for h in hits if h.similarity is not None), default=0.0)
         best.append((similarity, best_keyword_share(question, hits)))

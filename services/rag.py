@@ -80,6 +80,7 @@ class Retriever:
         if not query or wanted <= 0:
             return []
         vector = await self._query_vector(query)
+        floor = self.min_similarity
         hits = await self._store.search(
             query,
             vector,
@@ -87,8 +88,9 @@ class Retriever:
             limit=wanted * FETCH_FACTOR,
             alpha=self._settings.search_alpha,
             fusion=self._settings.search_fusion,
+            similarity=floor > 0,
         )
-        if not covered(query, hits, self.min_similarity):
+        if not covered(query, hits, floor):
             return []  # the closest chunks are about something else: the docs don't cover it
         passages = [p for p in merge_adjacent(hits) if p.score >= self._settings.search_min_score]
         return drop_duplicates(passages, limit=wanted)

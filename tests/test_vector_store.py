@@ -112,7 +112,17 @@ async def test_upsert_and_hybrid_search(store: WeaviateVectorStore) -> None:
         )
         assert hits[0].document_id == "k8s" and hits[0].score > 0
         assert hits[0].source == "/docs/k8s.md" and hits[0].heading_path == "Title > Part 0"
-        assert len(hits) == 2
+        assert len(hits) == 2 and hits[0].similarity is None  # not asked for: no vectors fetched
+    # With `similarity`, each hit carries the cosine between its vector and the query's.
+    query = vec(1, 1)
+    hits = await store.search(
+        "kubernetes", query, model_id=MODEL, limit=3, alpha=0.5, fusion="ranked", similarity=True
+    )
+    expected = {"k8s": sum(a * b for a, b in zip(query, vec(1), strict=True)), "tax": 0.0}
+    for hit in hits:
+        assert hit.similarity is not None
+        if hit.document_id in expected:
+            assert hit.similarity == pytest.approx(expected[hit.document_id], abs=1e-5)
     # Writing the same chunk again replaces it (deterministic ids): no duplicate, new text served.
     writer = await store.open_writer(rebuild=False, model_id=MODEL, dimension=DIM)
     await writer.write_chunks([chunk("k8s", 0, "Kubernetes deployments use readiness probes")], [vec(1)])
