@@ -277,13 +277,11 @@ class ChatService:
                 raise DatabaseUnavailable(
                     f"The conversation database ({self.database.display_url}) is unavailable: {exc}"
                 ) from exc
-            try:
-                await self._stream(key, _request(text, thread_id), context, queue)
-            except NotFoundError:
-                if thread_id is None or not queue.empty():
-                    raise
-                await self.database.unlink_threads(thread_id)  # its thread was deleted: start a new one
-                await self._stream(key, _request(text, None), context, queue)
+            if not await self._stream(key, _request(text, thread_id), context, queue):
+                if thread_id is not None:  # its thread was deleted (maybe by another replica)
+                    await self.database.unlink_threads(thread_id)
+                if not await self._stream(key, _request(text, None), context, queue):
+                    raise NotFoundError("The new conversation thread could not be loaded")
             queue.put_nowait(None)
         except Exception as exc:
             if not describe_failure(exc, self.settings).expected:
@@ -296,11 +294,20 @@ class ChatService:
         request: ThreadsCreateReq | ThreadsAddUserMessageReq,
         context: RequestContext,
         queue: asyncio.Queue[ThreadStreamEvent | BaseException | None],
-    ) -> None:
-        async for event in self.server.stream(request, context):
-            if isinstance(event, ThreadCreatedEvent):
-                await self.database.link_conversation(key, event.thread.id)
-            queue.put_nowait(event)
+    ) -> bool:
+        """Queue the request's events; False when its thread was not found (nothing streamed)."""
+        streamed = False
+        try:
+            async for event in self.server.stream(request, context):
+                streamed = True
+                if isinstance(event, ThreadCreatedEvent):
+                    await self.database.link_conversation(key, event.thread.id)
+                queue.put_nowait(event)
+        except NotFoundError:
+            if streamed:
+                raise
+            return False
+        return True
 
     async def has_conversation(self, conversation_key: str) -> bool:
         """True when this conversation already has a thread (so follow-ups need no mention)."""
