@@ -22,7 +22,8 @@ from bench.dataset import Dataset, judge
 from bench.engine import Engine, SearchConfig
 from bench.quality import BASE_INDEX
 from configs.config import Settings
-from services.rag import FETCH_FACTOR, KEYWORD_SHARE, best_keyword_share
+from services.rag import FETCH_FACTOR
+from services.relevance import KEYWORD_SHARE, best_keyword_share
 
 DEBIAN_FAQ_PACKAGE = "debian-faq"
 DEBIAN_FAQ = Path("/usr/share/doc/debian/FAQ")

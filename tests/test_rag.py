@@ -15,13 +15,12 @@ from data.vector_store import WeaviateVectorStore
 from services.rag import (
     Passage,
     Retriever,
-    content_words,
-    covered,
     drop_duplicates,
     format_context,
     format_numbered,
     merge_adjacent,
 )
+from services.relevance import content_words, covered
 
 MakeSettings = Callable[..., Settings]
 WHEN = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
