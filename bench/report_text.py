@@ -14,7 +14,7 @@ def intro(machine: dict[str, Any] | None, datasets: Sequence[Dataset]) -> list[s
         "Measured by hand, never in unit tests. One command runs everything and rewrites this page:\n",
         "```sh\nmake bench            # = .venv/bin/python -m bench\n"
         "python -m bench --parts quality,report   # a subset (parts: dataset, ingest, peers, quality, "
-        "latency, memory, report)\n```\n",
+        "relevance, latency, memory, report)\n```\n",
         "The bench starts one Weaviate server (the project's `EmbeddedWeaviate`, v1.39.3) for the whole run, "
         "drives the project's own `Indexer` and `Retriever` (the code behind `main.py index` and "
         "`main.py search`), runs the peers in their own virtualenvs under `bench/.venvs/` (created on first "
