@@ -30,7 +30,12 @@ SERVER_PARTS = {"ingest", "peers", "quality", "relevance", "latency", "memory"}
 
 
 async def run(
-    parts: list[str], names: list[str], speed_names: list[str], quick: bool, threads: int | None
+    parts: list[str],
+    names: list[str],
+    speed_names: list[str],
+    quick: bool,
+    threads: int | None,
+    database_url: str | None = None,
 ) -> None:
     if "dataset" in parts:
         missing = [n for n in {*names, *speed_names} if not (DATASETS_DIR / n / "queries.jsonl").is_file()]
@@ -72,7 +77,8 @@ async def run(
                 await engine.ensure_index(primary, quality.BASE_INDEX)
             if "latency" in parts:
                 print("latency", flush=True)
-                quality.save("latency", await latency.measure(server, primary, quick=quick))
+                result = await latency.measure(server, primary, quick=quick, database_url=database_url)
+                quality.save("latency", result)
             if "memory" in parts:
                 print("memory", flush=True)
                 quality.save("memory", await memory.measure(server, primary))
@@ -97,6 +103,9 @@ def main() -> None:
     parser.add_argument("--speed-datasets", default="python", help="sets the ingestion speed is measured on")
     parser.add_argument("--threads", type=int, default=None, help="ONNX threads for the quality sweep only")
     parser.add_argument("--quick", action="store_true", help="fewer configurations and asks (a smoke run)")
+    parser.add_argument(
+        "--database-url", default=None, help="conversation store for the latency part (default: SQLite)"
+    )
     args = parser.parse_args()
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = set(parts) - set(PARTS)
@@ -104,7 +113,7 @@ def main() -> None:
         parser.error(f"unknown parts: {', '.join(sorted(unknown))} (choose from {', '.join(PARTS)})")
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
     speed = [n.strip() for n in args.speed_datasets.split(",") if n.strip()]
-    asyncio.run(run(parts, names, speed, args.quick, args.threads))
+    asyncio.run(run(parts, names, speed, args.quick, args.threads, args.database_url))
 
 
 if __name__ == "__main__":

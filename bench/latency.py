@@ -107,14 +107,23 @@ def _percentiles(values: Sequence[float]) -> dict[str, float]:
 
 
 async def measure(
-    server: EmbeddedWeaviate, dataset: Dataset, levels: Sequence[int] = LEVELS, quick: bool = False
+    server: EmbeddedWeaviate,
+    dataset: Dataset,
+    levels: Sequence[int] = LEVELS,
+    quick: bool = False,
+    database_url: str | None = None,
 ) -> dict[str, Any]:
-    """Each level: `level` conversations asking `TURNS[level]` questions each, all at once."""
+    """Each level: `level` conversations asking `TURNS[level]` questions each, all at once.
+    Conversations go to SQLite in a fresh folder, or to `database_url` (e.g. PostgreSQL)."""
     data_dir = WORK_DIR / "latency"
     if data_dir.exists():
         shutil.rmtree(data_dir)
     settings = bench_settings(
-        server, BASE_INDEX.collection(dataset.name), data_dir=data_dir, search_min_similarity=None
+        server,
+        BASE_INDEX.collection(dataset.name),
+        data_dir=data_dir,
+        search_min_similarity=None,
+        database_url=database_url,
     )
     data_dir.mkdir(parents=True)
     store = WeaviateVectorStore(settings)
@@ -127,7 +136,11 @@ async def measure(
     retriever = Retriever(settings, TimedStore(store), TimedEmbedder(inner), remembered_queries=0)
     chat = await create_chat_service(settings, retriever, database)
     questions = [q.query for q in dataset.queries]
-    results: dict[str, Any] = {"dataset": dataset.name, "levels": []}
+    results: dict[str, Any] = {
+        "dataset": dataset.name,
+        "database": "SQLite" if database.is_sqlite else database.url.get_backend_name(),
+        "levels": [],
+    }
     try:
         statements: list[str] = []
         event.listen(database.engine.sync_engine, "before_cursor_execute", _counter(statements))

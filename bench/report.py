@@ -297,8 +297,10 @@ def _latency_section(out: list[str]) -> None:
     out += [
         f"Measured {data.get('saved_utc', '?')}. "
         f"Questions of the `{data['dataset']}` set through `ChatService.ask` (offline model, default "
-        "index and search settings). Each concurrent user asks one question after another, "
-        "starting a new conversation every 3 questions (like a Slack thread); all users at once.\n",
+        f"index and search settings, conversations in {data.get('database', 'SQLite')}). Each "
+        "concurrent user asks one question after another, starting a new conversation every 3 "
+        "questions (like a Slack thread); all users at once. `--database-url` measures another "
+        "conversation store (docs/deployment.md compares PostgreSQL).\n",
         "| concurrent | asks | failed | p50 ms | p95 ms | p99 ms | embedding p50 | Weaviate p50 | rest p50 | "
         "rest share (median) | asks/s | CPU ms / ask | of it event loop | SQL statements / ask |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
