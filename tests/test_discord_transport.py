@@ -7,7 +7,9 @@ everything else (login, IDENTIFY, READY, GUILD_CREATE parsing, REST) is discord.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import discord.http
@@ -40,9 +42,11 @@ async def wait_for_components(fake: FakeDiscord, path: str) -> list[dict[str, An
             await asyncio.sleep(0.01)
 
 
-async def test_mention_over_the_wire_gets_an_answer_in_a_thread(
-    make_settings, embedder, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@contextlib.asynccontextmanager
+async def connected_bot(
+    make_settings: Any, embedder: Any, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[FakeDiscord, ScriptedAsk]]:
+    """The unmodified bot logged in to a fresh FakeDiscord, past READY and the command sync."""
     fake = FakeDiscord()
     await fake.start()
     monkeypatch.setattr(discord.http.Route, "BASE", fake.api_base)
@@ -54,6 +58,18 @@ async def test_mention_over_the_wire_gets_an_answer_in_a_thread(
     try:
         # Start-up: login (GET /users/@me), IDENTIFY with message content, READY, GUILD_CREATE, sync.
         await fake.wait_for_request("PUT", f"/applications/{fake.application_id}/commands", within=15)
+        yield fake, chat
+        assert fake.unrouted == []
+    finally:
+        await bot.close()
+        await asyncio.wait_for(running, timeout=10)
+        await fake.stop()
+
+
+async def test_mention_over_the_wire_gets_an_answer_in_a_thread(
+    make_settings, embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with connected_bot(make_settings, embedder, monkeypatch) as (fake, chat):
         assert fake.identify is not None
         assert fake.identify["token"] == "smoke-test-token"
         assert fake.identify["intents"] & MESSAGE_CONTENT_INTENT
@@ -106,27 +122,13 @@ async def test_mention_over_the_wire_gets_an_answer_in_a_thread(
         assert callback.body["data"]["flags"] & EPHEMERAL
         assert chat.feedback == [("a-1", True, str(fake.human_id))]
         assert latency_ms < 2000
-        assert fake.unrouted == []
-    finally:
-        await bot.close()
-        await asyncio.wait_for(running, timeout=10)
-        await fake.stop()
 
 
 async def test_mentioning_the_bots_role_is_a_mention(
     make_settings, embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Discord's autocomplete offers the bot's managed role next to the bot; both must work."""
-    fake = FakeDiscord()
-    await fake.start()
-    monkeypatch.setattr(discord.http.Route, "BASE", fake.api_base)
-    monkeypatch.setattr(DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(fake.gateway_url))
-    settings: Settings = make_settings(discord_token="smoke-test-token")
-    chat = ScriptedAsk()
-    bot = DiscordBot(settings, chat, Indexer(settings, WeaviateVectorStore(settings), embedder))
-    running = asyncio.create_task(bot.start())
-    try:
-        await fake.wait_for_request("PUT", f"/applications/{fake.application_id}/commands", within=15)
+    async with connected_bot(make_settings, embedder, monkeypatch) as (fake, chat):
         human = fake.member(fake.human_id, "alice")
         author = human.pop("user")
         other_role = fake.message_payload(
@@ -150,8 +152,3 @@ async def test_mentioning_the_bots_role_is_a_mention(
         assert opened.body["name"] == "how do I roll back?"
         await fake.wait_for_request("PATCH", f"/channels/{thread_id}/messages/", prefix=True)
         assert [ask.text for ask in chat.asks] == ["how do I roll back?"]  # not the other role's
-        assert fake.unrouted == []
-    finally:
-        await bot.close()
-        await asyncio.wait_for(running, timeout=10)
-        await fake.stop()
