@@ -22,7 +22,7 @@ from bench.engine import bench_settings
 from bench.quality import BASE_INDEX
 from data.embeddings import LocalOnnxEmbedder
 from data.records import SearchHit
-from data.vector_store import Fusion, WeaviateVectorStore
+from data.vector_store import WeaviateVectorStore
 from data.weaviate_server import EmbeddedWeaviate
 from services.ask_events import Answer, AskFailed
 from services.chatkit_service import create_chat_service
@@ -70,28 +70,10 @@ class TimedStore:
     def __init__(self, inner: WeaviateVectorStore) -> None:
         self.inner = inner
 
-    async def search(
-        self,
-        query: str,
-        vector: Sequence[float],
-        *,
-        model_id: str,
-        limit: int,
-        alpha: float,
-        fusion: Fusion,
-        similarity: bool = False,
-    ) -> list[SearchHit]:
+    async def search(self, *args: Any, **kwargs: Any) -> list[SearchHit]:
         started = time.perf_counter()
         try:
-            return await self.inner.search(
-                query,
-                vector,
-                model_id=model_id,
-                limit=limit,
-                alpha=alpha,
-                fusion=fusion,
-                similarity=similarity,
-            )
+            return await self.inner.search(*args, **kwargs)
         finally:
             if (spent := _SPENT.get()) is not None:
                 spent.weaviate += time.perf_counter() - started

@@ -22,7 +22,7 @@ from bench.dataset import Dataset, judge
 from bench.engine import Engine, SearchConfig
 from bench.quality import BASE_INDEX
 from configs.config import Settings
-from services.rag import FETCH_FACTOR
+from services.rag import Retriever
 from services.relevance import KEYWORD_SHARE, best_keyword_share
 
 DEBIAN_FAQ_PACKAGE = "debian-faq"
@@ -77,21 +77,12 @@ def off_topic_questions() -> list[str]:
 
 async def best_matches(engine: Engine, dataset: str, questions: Sequence[str]) -> list[tuple[float, float]]:
     """Per question: the best cosine similarity among the chunks a search fetches, and the largest
-    share of the question's content words one of them holds (what `services.rag.covered` uses)."""
+    share of the question's content words one of them holds (what `services.relevance.covered` uses)."""
     settings = engine.settings(dataset, BASE_INDEX, DEFAULT_SEARCH)
-    store = await engine.store(BASE_INDEX.collection(dataset))
+    retriever = Retriever(settings, await engine.store(BASE_INDEX.collection(dataset)), engine.embedder)
     best: list[tuple[float, float]] = []
     for question in questions:
-        vector = await engine.embedder.embed_query(question)
-        hits = await store.search(
-            question,
-            vector,
-            model_id=engine.embedder.model_id,
-            limit=settings.search_top_k * FETCH_FACTOR,
-            alpha=settings.search_alpha,
-            fusion=settings.search_fusion,
-            similarity=True,
-        )
+        hits = await retriever.fetch(question, settings.search_top_k, similarity=True)
         similarity = max((h.similarity for h in hits if h.similarity is not None), default=0.0)
         best.append((similarity, best_keyword_share(question, hits)))
     return best

@@ -137,13 +137,18 @@ class VectorStore(Protocol):
 # --- Weaviate implementation -------------------------------------------------------------------------
 
 
-def cosine(query: Sequence[float], stored: Sequence[float] | Any) -> float | None:
-    """Cosine similarity of two vectors (None when the stored one was not returned)."""
-    if not stored or len(stored) != len(query):
-        return None
-    a, b = np.asarray(query, dtype=np.float32), np.asarray(stored, dtype=np.float32)
-    norms = float(np.linalg.norm(a) * np.linalg.norm(b))
-    return float(a @ b) / norms if norms else None
+def similarities(query: Sequence[float], stored: Sequence[Any]) -> list[float | None]:
+    """Cosine similarity of each stored vector to the query (None where none was returned)."""
+    unit = np.asarray(query, dtype=np.float32)
+    unit /= max(float(np.linalg.norm(unit)), 1e-12)
+    out: list[float | None] = []
+    for vector in stored:
+        if vector is None or len(vector) != len(unit):
+            out.append(None)
+            continue
+        other = np.asarray(vector, dtype=np.float32)
+        out.append(float(unit @ other) / max(float(np.linalg.norm(other)), 1e-12))
+    return out
 
 
 # How long a search trusts the alias target it read (another process may swap it meanwhile).
@@ -404,13 +409,15 @@ class WeaviateVectorStore:
                 if attempt < 2 and physical != await self.serving_collection():
                     continue  # the alias moved on and the old generation was dropped under us
                 raise
+            objects = result.objects
+            closeness = (
+                similarities(vector, [o.vector.get("default") for o in objects])
+                if similarity
+                else [None] * len(objects)
+            )
             return [
-                hit_from_properties(
-                    dict(o.properties),
-                    o.metadata.score,
-                    cosine(vector, o.vector.get("default")) if similarity else None,
-                )
-                for o in result.objects
+                hit_from_properties(dict(o.properties), o.metadata.score, close)
+                for o, close in zip(objects, closeness, strict=True)
             ]
         return []
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from cachetools import LRUCache
 from sqlalchemy import BigInteger, Boolean, DateTime, Integer, String, Text, delete, event, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -131,7 +131,7 @@ class Database:
             self.engine, expire_on_commit=False
         )
         self.index_runs = SqlIndexRunLog(self)
-        self._threads: OrderedDict[str, str] = OrderedDict()  # conversation key -> thread (LRU)
+        self._threads: LRUCache[str, str] = LRUCache(maxsize=_REMEMBERED_CONVERSATIONS)  # key -> thread
 
     @property
     def display_url(self) -> str:
@@ -164,15 +164,12 @@ class Database:
         """The conversation's thread. Found mappings are remembered: they only change when the
         thread is deleted, and a turn on a deleted thread unlinks it and starts a new one."""
         if (thread_id := self._threads.get(conversation_key)) is not None:
-            self._threads.move_to_end(conversation_key)
             return thread_id
         async with self.sessions() as session:
             row = await session.get(ConversationRow, conversation_key)
         if row is None:
             return None
         self._threads[conversation_key] = row.thread_id
-        if len(self._threads) > _REMEMBERED_CONVERSATIONS:
-            self._threads.popitem(last=False)
         return row.thread_id
 
     async def link_conversation(self, conversation_key: str, thread_id: str) -> None:

@@ -7,9 +7,10 @@ model reads and what a user sees from the CLI are the same passages.
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from cachetools import LRUCache
 
 from configs.config import Settings
 from data.embeddings import Embedder
@@ -18,7 +19,7 @@ from data.vector_store import VectorStore
 from services.relevance import MEASURED_MIN_SIMILARITY, covered
 
 # How many hits to fetch per passage wanted: room for merging neighbours and dropping duplicates.
-FETCH_FACTOR = 4
+_FETCH_FACTOR = 4
 # Passages whose word sets overlap this much (Jaccard) are treated as the same passage.
 _DUPLICATE_JACCARD = 0.9
 _WORD = re.compile(r"\w+")
@@ -51,9 +52,10 @@ class Retriever:
         self._settings = settings
         self._store = store
         self._embedder = embedder
-        # Teams ask the same questions again: their vectors are kept (LRU; 1024 × 384 floats ≈ 3 MB).
-        self._vectors: OrderedDict[str, list[float]] = OrderedDict()
-        self._remembered = remembered_queries
+        # Teams ask the same questions again: their vectors are kept (1024 × 384 floats ≈ 3 MB).
+        self._vectors: LRUCache[str, list[float]] | None = (
+            LRUCache(maxsize=remembered_queries) if remembered_queries > 0 else None
+        )
 
     async def search(self, query: str, k: int | None = None) -> list[Passage]:
         """Best passages first, at most `k` (default `SEARCH_TOP_K`); empty for a blank query.
@@ -65,17 +67,8 @@ class Retriever:
         wanted = k if k is not None else self._settings.search_top_k
         if not query or wanted <= 0:
             return []
-        vector = await self._query_vector(query)
         floor = self.min_similarity
-        hits = await self._store.search(
-            query,
-            vector,
-            model_id=self._embedder.model_id,
-            limit=wanted * FETCH_FACTOR,
-            alpha=self._settings.search_alpha,
-            fusion=self._settings.search_fusion,
-            similarity=floor > 0,
-        )
+        hits = await self.fetch(query, wanted, similarity=floor > 0)
         if not covered(query, hits, floor):
             return []  # the closest chunks are about something else: the docs don't cover it
         passages = [p for p in merge_adjacent(hits) if p.score >= self._settings.search_min_score]
@@ -88,15 +81,24 @@ class Retriever:
             return self._settings.search_min_similarity
         return MEASURED_MIN_SIMILARITY.get(self._embedder.model_id, 0.0)
 
+    async def fetch(self, query: str, wanted: int, *, similarity: bool = False) -> list[SearchHit]:
+        """The raw hits behind `wanted` passages (before merging, de-duplication and the floor)."""
+        return await self._store.search(
+            query,
+            await self._query_vector(query),
+            model_id=self._embedder.model_id,
+            limit=wanted * _FETCH_FACTOR,
+            alpha=self._settings.search_alpha,
+            fusion=self._settings.search_fusion,
+            similarity=similarity,
+        )
+
     async def _query_vector(self, query: str) -> list[float]:
-        if (vector := self._vectors.get(query)) is not None:
-            self._vectors.move_to_end(query)
+        if self._vectors is not None and (vector := self._vectors.get(query)) is not None:
             return vector
         vector = await self._embedder.embed_query(query)
-        if self._remembered > 0:
+        if self._vectors is not None:
             self._vectors[query] = vector
-            if len(self._vectors) > self._remembered:
-                self._vectors.popitem(last=False)
         return vector
 
 

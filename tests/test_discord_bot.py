@@ -9,6 +9,7 @@ from __future__ import annotations
 import discord
 import pytest
 from scripted_ask import ScriptedAsk, answer_with_sources
+from simcord_support import bot_messages, general_channel
 
 from services.ask_events import Answer, AskEvent, AskFailed, TextDelta
 from services.discord_bot import DiscordBot
@@ -36,16 +37,8 @@ def simcord_bot(make_settings, chat: ScriptedAsk) -> discord.Client:
     return DiscordBot(settings, chat, UnusedIndexer()).client  # type: ignore[arg-type]
 
 
-def bot_messages(channel) -> list[discord.Message]:
-    """What the bot said (not Discord's system messages such as "started a thread")."""
-    said = (discord.MessageType.default, discord.MessageType.reply)
-    return [m for m in channel.history() if m.author.bot and m.type in said]
-
-
 async def test_mention_opens_a_thread_with_the_answer_and_sources(simcord_env, chat: ScriptedAsk) -> None:
-    guild = simcord_env.create_guild()
-    channel = guild.create_text_channel("general")
-    alice = guild.add_member(simcord_env.create_user("alice"))
+    guild, channel, alice = general_channel(simcord_env)
 
     question = await alice.send(channel, f"{simcord_env.bot.user.mention} how do I install it?")
 
@@ -66,9 +59,7 @@ async def test_mention_opens_a_thread_with_the_answer_and_sources(simcord_env, c
 
 
 async def test_a_mention_without_a_question_gets_a_hint(simcord_env, chat: ScriptedAsk) -> None:
-    guild = simcord_env.create_guild()
-    channel = guild.create_text_channel("general")
-    alice = guild.add_member(simcord_env.create_user("alice"))
+    _, channel, alice = general_channel(simcord_env)
 
     await alice.send(channel, simcord_env.bot.user.mention)
 
@@ -77,9 +68,7 @@ async def test_a_mention_without_a_question_gets_a_hint(simcord_env, chat: Scrip
 
 
 async def test_follow_up_in_the_thread_needs_no_mention(simcord_env, chat: ScriptedAsk) -> None:
-    guild = simcord_env.create_guild()
-    channel = guild.create_text_channel("general")
-    alice = guild.add_member(simcord_env.create_user("alice"))
+    guild, channel, alice = general_channel(simcord_env)
     await alice.send(channel, f"{simcord_env.bot.user.mention} how do I install it?")
     [thread] = channel.threads
 
@@ -91,9 +80,7 @@ async def test_follow_up_in_the_thread_needs_no_mention(simcord_env, chat: Scrip
 
 
 async def test_ignores_unaddressed_messages_itself_and_other_bots(simcord_env, chat: ScriptedAsk) -> None:
-    guild = simcord_env.create_guild()
-    channel = guild.create_text_channel("general")
-    alice = guild.add_member(simcord_env.create_user("alice"))
+    guild, channel, alice = general_channel(simcord_env)
     robot = guild.add_member(simcord_env.create_user("robot", bot=True))
 
     await alice.send(channel, "just chatting, no mention")
@@ -150,9 +137,7 @@ def long_answer(conversation_key: str, text: str) -> list[AskEvent]:
 
 async def test_long_answer_is_split_without_breaking_code_blocks(simcord_env, chat: ScriptedAsk) -> None:
     chat.script = long_answer
-    guild = simcord_env.create_guild()
-    channel = guild.create_text_channel("general")
-    alice = guild.add_member(simcord_env.create_user("alice"))
+    _, channel, alice = general_channel(simcord_env)
 
     await alice.send(channel, f"{simcord_env.bot.user.mention} show me everything")
 
@@ -174,9 +159,7 @@ def three_parts(conversation_key: str, text: str) -> list[AskEvent]:
 
 async def test_streams_by_editing_its_message_at_most_once_a_second(simcord_env, chat: ScriptedAsk) -> None:
     chat.script, chat.delay = three_parts, 10.0  # a slow model: 10 s (virtual time) between events
-    guild = simcord_env.create_guild()
-    channel = guild.create_text_channel("general")
-    alice = guild.add_member(simcord_env.create_user("alice"))
+    _, channel, alice = general_channel(simcord_env)
 
     await alice.send(channel, f"{simcord_env.bot.user.mention} count to three")
     [thread] = channel.threads
@@ -197,9 +180,7 @@ def failing(conversation_key: str, text: str) -> list[AskEvent]:
 
 async def test_a_failed_ask_ends_in_an_error_message(simcord_env, chat: ScriptedAsk) -> None:
     chat.script = failing
-    guild = simcord_env.create_guild()
-    channel = guild.create_text_channel("general")
-    alice = guild.add_member(simcord_env.create_user("alice"))
+    _, channel, alice = general_channel(simcord_env)
 
     await alice.send(channel, f"{simcord_env.bot.user.mention} hello?")
 
@@ -213,9 +194,7 @@ def crashing(conversation_key: str, text: str) -> list[AskEvent]:
 
 async def test_an_engine_crash_ends_in_an_error_message(simcord_env, chat: ScriptedAsk) -> None:
     chat.script = crashing
-    guild = simcord_env.create_guild()
-    channel = guild.create_text_channel("general")
-    alice = guild.add_member(simcord_env.create_user("alice"))
+    _, channel, alice = general_channel(simcord_env)
 
     await alice.send(channel, f"{simcord_env.bot.user.mention} hello?")
 
@@ -225,9 +204,7 @@ async def test_an_engine_crash_ends_in_an_error_message(simcord_env, chat: Scrip
 
 
 async def test_discord_http_errors_do_not_crash_the_bot(simcord_env, chat: ScriptedAsk) -> None:
-    guild = simcord_env.create_guild()
-    channel = guild.create_text_channel("general")
-    alice = guild.add_member(simcord_env.create_user("alice"))
+    _, channel, alice = general_channel(simcord_env)
     simcord_env.inject_error("POST", "/channels/*/messages/*/threads", status=500)
 
     await alice.send(channel, f"{simcord_env.bot.user.mention} still there?")
@@ -238,9 +215,7 @@ async def test_discord_http_errors_do_not_crash_the_bot(simcord_env, chat: Scrip
 
 
 async def test_slash_ask_answers_in_the_channel(simcord_env, chat: ScriptedAsk) -> None:
-    guild = simcord_env.create_guild()
-    channel = guild.create_text_channel("general")
-    alice = guild.add_member(simcord_env.create_user("alice"))
+    guild, channel, alice = general_channel(simcord_env)
 
     result = await alice.slash(channel, "ask", question="how do I configure tokens?")
 
@@ -290,9 +265,7 @@ def button_ids(message: discord.Message) -> list[str | None]:
 async def test_the_answer_carries_feedback_buttons_and_a_click_is_stored(
     simcord_env, chat: ScriptedAsk
 ) -> None:
-    guild = simcord_env.create_guild()
-    channel = guild.create_text_channel("general")
-    alice = guild.add_member(simcord_env.create_user("alice"))
+    guild, channel, alice = general_channel(simcord_env)
     bob = guild.add_member(simcord_env.create_user("bob"))
     await alice.send(channel, f"{simcord_env.bot.user.mention} how do I install it?")
     [thread] = channel.threads
@@ -313,9 +286,7 @@ async def test_the_answer_carries_feedback_buttons_and_a_click_is_stored(
 
 
 async def test_a_failing_feedback_store_is_reported_to_the_clicker(simcord_env, chat: ScriptedAsk) -> None:
-    guild = simcord_env.create_guild()
-    channel = guild.create_text_channel("general")
-    alice = guild.add_member(simcord_env.create_user("alice"))
+    _, channel, alice = general_channel(simcord_env)
     await alice.send(channel, f"{simcord_env.bot.user.mention} how do I install it?")
     [thread] = channel.threads
     chat.feedback_error = RuntimeError("database is locked")
@@ -332,9 +303,7 @@ async def test_a_failing_feedback_store_is_reported_to_the_clicker(simcord_env, 
 async def test_feedback_buttons_still_work_after_a_restart(
     simcord_env, make_settings, chat: ScriptedAsk
 ) -> None:
-    guild = simcord_env.create_guild()
-    channel = guild.create_text_channel("general")
-    alice = guild.add_member(simcord_env.create_user("alice"))
+    _, channel, alice = general_channel(simcord_env)
     await alice.send(channel, f"{simcord_env.bot.user.mention} how do I install it?")
     [thread] = channel.threads
     after_restart = ScriptedAsk()
@@ -355,9 +324,7 @@ def long_answer_with_id(conversation_key: str, text: str) -> list[AskEvent]:
 
 async def test_only_the_last_part_of_a_split_answer_has_buttons(simcord_env, chat: ScriptedAsk) -> None:
     chat.script = long_answer_with_id
-    guild = simcord_env.create_guild()
-    channel = guild.create_text_channel("general")
-    alice = guild.add_member(simcord_env.create_user("alice"))
+    _, channel, alice = general_channel(simcord_env)
 
     await alice.send(channel, f"{simcord_env.bot.user.mention} show me everything")
 
@@ -370,9 +337,7 @@ async def test_only_the_last_part_of_a_split_answer_has_buttons(simcord_env, cha
 
 async def test_an_answer_without_an_id_gets_no_buttons(simcord_env, chat: ScriptedAsk) -> None:
     chat.script = three_parts  # its Answer has no answer_id
-    guild = simcord_env.create_guild()
-    channel = guild.create_text_channel("general")
-    alice = guild.add_member(simcord_env.create_user("alice"))
+    _, channel, alice = general_channel(simcord_env)
 
     await alice.send(channel, f"{simcord_env.bot.user.mention} count to three")
 
@@ -383,9 +348,7 @@ async def test_an_answer_without_an_id_gets_no_buttons(simcord_env, chat: Script
 
 
 async def test_slash_ask_answer_has_feedback_buttons(simcord_env, chat: ScriptedAsk) -> None:
-    guild = simcord_env.create_guild()
-    channel = guild.create_text_channel("general")
-    alice = guild.add_member(simcord_env.create_user("alice"))
+    _, channel, alice = general_channel(simcord_env)
 
     result = await alice.slash(channel, "ask", question="how do I configure tokens?")
 

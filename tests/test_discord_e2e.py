@@ -7,9 +7,9 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-import discord
 import pytest
 import simcord
+from simcord_support import bot_messages, general_channel
 
 from configs.config import Settings
 from data.vector_store import WeaviateVectorStore
@@ -53,11 +53,6 @@ async def engine(embedder) -> AsyncIterator[Callable[[Settings], ChatService]]:
         await database.dispose()
 
 
-def bot_messages(channel) -> list[discord.Message]:
-    said = (discord.MessageType.default, discord.MessageType.reply)
-    return [m for m in channel.history() if m.author.bot and m.type in said]
-
-
 async def test_store_down_ends_in_an_error_message(make_settings, engine, embedder) -> None:
     port, grpc_port = closed_ports(2)
     settings = make_settings(
@@ -69,9 +64,7 @@ async def test_store_down_ends_in_an_error_message(make_settings, engine, embedd
     bot = DiscordBot(settings, chat, Indexer(settings, WeaviateVectorStore(settings), embedder))
 
     async with simcord.run(bot.client, settle_timeout=60) as env:
-        guild = env.create_guild()
-        channel = guild.create_text_channel("general")
-        alice = guild.add_member(env.create_user("alice"))
+        _, channel, alice = general_channel(env)
 
         assert env.bot.user is not None
         await alice.send(channel, f"{env.bot.user.mention} how are backups made?")
@@ -99,9 +92,7 @@ async def test_mention_answers_from_the_indexed_docs_with_sources(
         bot = DiscordBot(settings, chat, indexer)
 
         async with simcord.run(bot.client, settle_timeout=60) as env:
-            guild = env.create_guild()
-            channel = guild.create_text_channel("general")
-            alice = guild.add_member(env.create_user("alice"))
+            guild, channel, alice = general_channel(env)
             assert env.bot.user is not None
             await alice.send(channel, f"{env.bot.user.mention} when do backups run?")
             [thread] = channel.threads

@@ -14,6 +14,7 @@ import discord
 import pytest
 import simcord
 from scripted_ask import ScriptedAsk
+from simcord_support import general_channel
 
 from data.vector_store import WeaviateVectorStore
 from services.discord_bot import DiscordBot
@@ -63,9 +64,7 @@ def manager_role(guild):
 async def test_members_without_manage_server_cannot_reindex(
     simcord_env, store: WeaviateVectorStore, indexer: Indexer
 ) -> None:
-    guild = simcord_env.create_guild()
-    channel = guild.create_text_channel("general")
-    alice = guild.add_member(simcord_env.create_user("alice"))
+    guild, channel, alice = general_channel(simcord_env)
 
     # Discord itself hides the command (default_permissions(manage_guild=True)) ...
     assert "reindex" not in alice.available_commands(channel)
