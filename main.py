@@ -170,8 +170,8 @@ def ask(
 async def _ask(settings: Settings, question: str, as_json: bool) -> None:
     import uuid
 
-    from services.ask_events import AskFailed
-    from services.console_chat import answer_once, format_sources
+    from services.chat.contract import AskFailed
+    from services.console import answer_once, format_sources
     from services.runtime import open_runtime
 
     async with open_runtime(settings) as runtime:
@@ -212,8 +212,8 @@ def chat(
 
 
 async def _chat(settings: Settings, index_first: bool) -> None:
-    from services.console_chat import run_console_chat
-    from services.metrics import MeteredAskService
+    from services.chat.metrics import MeteredAskService
+    from services.console import run_console_chat
     from services.runtime import open_runtime
 
     async with open_runtime(settings) as runtime:
@@ -227,7 +227,7 @@ async def _chat(settings: Settings, index_first: bool) -> None:
 @cli.command()
 def serve() -> None:
     """Start every configured adapter (Slack, Discord) and the HTTP server."""
-    from services.serve import run_server
+    from services.server.serve import run_server
 
     _run(run_server(_settings(quiet=False)))
 

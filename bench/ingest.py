@@ -24,8 +24,8 @@ from bench.venvs import installed_versions, peer_python
 from data.embeddings import LocalOnnxEmbedder
 from data.records import Chunk
 from data.weaviate_server import EmbeddedWeaviate
-from services.chunking import chunk_document
-from services.document_loader import ParsedDocument, parse_document
+from services.indexing.chunking import chunk_document
+from services.indexing.loader import ParsedDocument, parse_document
 
 ROOT = Path(__file__).resolve().parent.parent
 PEER_LABELS = {

@@ -20,13 +20,13 @@ from sqlalchemy import event
 from bench.dataset import WORK_DIR, Dataset
 from bench.engine import bench_settings
 from bench.quality import BASE_INDEX
+from data.database import Database
 from data.embeddings import LocalOnnxEmbedder
 from data.records import SearchHit
 from data.vector_store import WeaviateVectorStore
 from data.weaviate_server import EmbeddedWeaviate
-from services.ask_events import Answer, AskFailed
+from services.chat.contract import Answer, AskFailed
 from services.chatkit_service import create_chat_service
-from services.database import Database
 from services.rag import Retriever
 
 LEVELS = (1, 10, 50)
@@ -216,7 +216,7 @@ PROFILED = (
     ),
     ("sqlalchemy/util/concurrency.py", "greenlet_spawn", "all SQLAlchemy calls (conversation store, SQLite)"),
     ("services/chatkit_service.py", "_history", "conversation store: load the history for the model"),
-    ("services/chat_store.py", "add_thread_item", "conversation store: save an item"),
+    ("services/chat/store.py", "add_thread_item", "conversation store: save an item"),
     ("agents/run.py", "run_loop", "openai-agents run loop (offline model and tool included)"),
     (
         "simple_agents/offline_model.py",

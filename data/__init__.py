@@ -1,0 +1,1 @@
+"""Storage: Weaviate (store, schema, embedded server), embeddings, the SQL database, shared records."""

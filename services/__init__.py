@@ -1,0 +1,1 @@
+"""The application: adapters, the chatkit conversation service, retrieval and indexing."""

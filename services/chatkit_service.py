@@ -48,11 +48,11 @@ from pydantic import TypeAdapter
 from sqlalchemy.exc import SQLAlchemyError
 
 from configs.config import Settings
-from services.ask_events import Answer, AskEvent, AskFailed, Status, TextDelta
-from services.chat_citations import annotate, cited_sources
-from services.chat_failures import DatabaseUnavailable, describe_failure
-from services.chat_store import RequestContext, SqlStore
-from services.database import Database
+from data.database import Database
+from services.chat.citations import annotate, cited_sources
+from services.chat.contract import Answer, AskEvent, AskFailed, Status, TextDelta
+from services.chat.failures import DatabaseUnavailable, describe_failure
+from services.chat.store import RequestContext, SqlStore
 from services.rag import Retriever
 from simple_agents.aagents import DocsAgentContext, DocsThreadItemConverter, build_agent, build_run_config
 

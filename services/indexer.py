@@ -1,7 +1,7 @@
 """The indexer: keeps the vector store in step with the documents, one run at a time.
 
 `Indexer.index()` runs an incremental (or, with `full=True`, a blue/green) run of the
-pipeline in `services.index_pipeline`; `start_background()` does the same in a task for
+pipeline in `services.indexing.pipeline`; `start_background()` does the same in a task for
 chat commands. Progress is reported through a throttled callback that never slows the
 pipeline (it runs in its own task).
 """
@@ -18,8 +18,7 @@ from pathlib import Path
 from configs.config import Settings
 from data.embeddings import Embedder
 from data.vector_store import VectorStore
-from services.index_pipeline import IndexRun
-from services.index_records import (
+from services.indexing.contract import (
     IndexAlreadyRunning,
     IndexFailure,
     IndexProgress,
@@ -28,6 +27,7 @@ from services.index_records import (
     IndexRunLog,
     ProgressCallback,
 )
+from services.indexing.pipeline import IndexRun
 
 __all__ = [
     "IndexAlreadyRunning",

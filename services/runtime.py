@@ -8,10 +8,10 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from configs.config import Settings
+from data.database import Database
 from data.embeddings import Embedder, make_embedder
 from data.vector_store import WeaviateVectorStore
 from services.chatkit_service import ChatService, create_chat_service
-from services.database import Database
 from services.indexer import Indexer
 from services.rag import Retriever
 

@@ -1,0 +1,1 @@
+"""The docs agent (openai-agents) and the offline model that answers without a language model."""

@@ -14,9 +14,9 @@ from configs.config import Settings
 from data.embeddings import LocalOnnxEmbedder
 from data.vector_store import WeaviateVectorStore
 from data.weaviate_schema import generation_pattern
-from services.chunking import chunk_document
-from services.document_loader import ParsedDocument, parse_document
 from services.indexer import Indexer
+from services.indexing.chunking import chunk_document
+from services.indexing.loader import ParsedDocument, parse_document
 
 BROKEN_FILES = {"empty.md": "empty file", "binary-data.txt": "binary data", "corrupt.pdf": "PDF"}
 

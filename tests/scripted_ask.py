@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from services.ask_events import Answer, AskEvent, Source, Status, TextDelta
+from services.chat.contract import Answer, AskEvent, Source, Status, TextDelta
 
 DOC_SOURCES = [
     Source(1, "Install guide", "https://docs.example.com/install", url="https://docs.example.com/install"),

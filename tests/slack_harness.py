@@ -21,9 +21,9 @@ from fake_slack import FakeSlack, SlackSender
 from configs.config import Settings
 from data.embeddings import Embedder
 from data.vector_store import WeaviateVectorStore
-from services.ask_events import Answer, AskEvent, AskFailed, Source, Status, TextDelta
+from services.chat.contract import Answer, AskEvent, AskFailed, Source, Status, TextDelta
 from services.indexer import Indexer
-from services.slack_bot import ClaimEvent, SlackBot
+from services.slack.bot import ClaimEvent, SlackBot
 
 SIGNING_SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-test-token"

@@ -28,11 +28,11 @@ from fake_openai_server import FakeOpenAIServer, Reply, TextReply, ToolCallReply
 from test_rag import indexed_store  # noqa: F401 (the `store` fixture)
 
 from configs.config import Settings
+from data.database import Database
 from data.embeddings import Embedder
 from data.vector_store import StoreUnavailable, WeaviateVectorStore
 from data.weaviate_server import free_port
-from services.chat_store import RequestContext, SqlStore
-from services.database import Database
+from services.chat.store import RequestContext, SqlStore
 from services.rag import Retriever
 from simple_agents.aagents import (
     NO_MATCHES,

@@ -25,10 +25,10 @@ from chatkit.types import (
 )
 from sqlalchemy import event, text
 
+from data.database import Database
 from data.weaviate_server import free_port
-from services.chat_store import RequestContext, SqlStore
-from services.database import Database
-from services.index_records import IndexFailure, IndexResult
+from services.chat.store import RequestContext, SqlStore
+from services.indexing.contract import IndexFailure, IndexResult
 
 
 def ctx() -> RequestContext:

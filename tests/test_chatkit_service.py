@@ -23,16 +23,16 @@ from fake_openai_server import ErrorReply, FakeOpenAIServer, docs_responder
 from test_rag import index_chunks
 
 from configs.config import Settings
+from data.database import Database
 from data.embeddings import Embedder
 from data.records import Chunk
 from data.vector_store import StoreUnavailable, WeaviateVectorStore
 from data.weaviate_server import free_port
-from services.ask_events import Answer, AskEvent, AskFailed, Status, TextDelta
-from services.chat_citations import cited_sources
-from services.chat_failures import describe_failure
-from services.chat_store import RequestContext
+from services.chat.citations import cited_sources
+from services.chat.contract import Answer, AskEvent, AskFailed, Status, TextDelta
+from services.chat.failures import describe_failure
+from services.chat.store import RequestContext
 from services.chatkit_service import STATUS_TEXT, ChatService, create_chat_service
-from services.database import Database
 from services.rag import Passage, Retriever
 
 MakeSettings = Callable[..., Settings]

@@ -13,8 +13,8 @@ from docs_corpus import LARGE, build_corpus, offline_settings_fixture  # noqa: F
 
 from configs.config import Settings
 from data.records import Chunk
-from services.chunking import chunk_document, chunk_sections, merge_small_sections, split_text
-from services.document_loader import ParsedDocument, Section, parse_document
+from services.indexing.chunking import chunk_document, chunk_sections, merge_small_sections, split_text
+from services.indexing.loader import ParsedDocument, Section, parse_document
 
 MakeSettings = Callable[..., Settings]
 

@@ -112,7 +112,7 @@ def test_console_chat_keeps_the_conversation(cli_env: dict[str, str]) -> None:
 
     from sqlalchemy import func, select
 
-    from services.database import ConversationRow, Database, ItemRow
+    from data.database import ConversationRow, Database, ItemRow
 
     assert run("index")[0] == 0
     dialogue = "How do I install Acme Deploy?\nand on macOS?\n/exit\n"

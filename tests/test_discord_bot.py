@@ -11,9 +11,9 @@ import pytest
 from scripted_ask import ScriptedAsk, answer_with_sources
 from simcord_support import bot_messages, general_channel
 
-from services.ask_events import Answer, AskEvent, AskFailed, TextDelta
-from services.discord_bot import DiscordBot
-from services.discord_format import DISCORD_LIMIT
+from services.chat.contract import Answer, AskEvent, AskFailed, TextDelta
+from services.discord.bot import DiscordBot
+from services.discord.messages import DISCORD_LIMIT
 
 
 class UnusedIndexer:

@@ -12,10 +12,10 @@ import simcord
 from simcord_support import bot_messages, general_channel
 
 from configs.config import Settings
+from data.database import Database
 from data.vector_store import WeaviateVectorStore
 from services.chatkit_service import ChatService, create_chat_service
-from services.database import Database
-from services.discord_bot import DiscordBot
+from services.discord.bot import DiscordBot
 from services.indexer import Indexer
 from services.rag import Retriever
 

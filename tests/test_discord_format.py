@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import re
 
-from services.ask_events import Answer, Source
-from services.discord_format import DISCORD_LIMIT, MessageStream, format_sources, render_answer, split_message
+from services.chat.contract import Answer, Source
+from services.discord.messages import (
+    DISCORD_LIMIT,
+    MessageStream,
+    format_sources,
+    render_answer,
+    split_message,
+)
 
 
 def test_short_text_is_one_message_and_empty_text_none() -> None:

@@ -17,7 +17,7 @@ from scripted_ask import ScriptedAsk
 from simcord_support import general_channel
 
 from data.vector_store import WeaviateVectorStore
-from services.discord_bot import DiscordBot
+from services.discord.bot import DiscordBot
 from services.indexer import Indexer, IndexProgress
 
 pytestmark = pytest.mark.simcord(settle_timeout=120)

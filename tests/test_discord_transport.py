@@ -21,7 +21,7 @@ from scripted_ask import ScriptedAsk
 
 from configs.config import Settings
 from data.vector_store import WeaviateVectorStore
-from services.discord_bot import DiscordBot
+from services.discord.bot import DiscordBot
 from services.indexer import Indexer
 
 MESSAGE_CONTENT_INTENT = 1 << 15

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from docs_corpus import BROKEN, DOCS, LARGE, PDF_NAME, build_corpus, write_release_notes_pdf
 
-from services.document_loader import (
+from services.indexing.loader import (
     LoadFailure,
     ParsedDocument,
     discover,

@@ -29,11 +29,11 @@ from indexing_support import (
     sources,
 )
 
-import services.index_pipeline as pipeline
+import services.indexing.pipeline as pipeline
 from configs.config import Settings
+from data.database import Database, SqlIndexRunLog
 from data.embeddings import LocalOnnxEmbedder
 from data.vector_store import WeaviateVectorStore
-from services.database import Database, SqlIndexRunLog
 from services.indexer import (
     IndexAlreadyRunning,
     Indexer,

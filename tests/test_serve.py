@@ -13,7 +13,7 @@ from docs_corpus import build_corpus
 
 from configs.config import Settings
 from services.runtime import open_runtime
-from services.serve import run_server
+from services.server.serve import run_server
 
 
 @asynccontextmanager

@@ -19,8 +19,8 @@ from slack_harness import (  # noqa: F401 (fixtures)
     stream_text,
 )
 
-from services.ask_events import AskEvent, AskFailed, Status
-from services.slack_format import FEEDBACK_DOWN, FEEDBACK_UP, MESSAGE_BLOCK_LIMIT, SECTION_LIMIT
+from services.chat.contract import AskEvent, AskFailed, Status
+from services.slack.blocks import FEEDBACK_DOWN, FEEDBACK_UP, MESSAGE_BLOCK_LIMIT, SECTION_LIMIT
 
 CHANNEL = "C0CHAN"
 

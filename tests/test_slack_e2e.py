@@ -17,13 +17,13 @@ from fake_slack import BOT_USER_ID, MEMBER_USER_ID, TEAM_ID, button_click, event
 from slack_harness import running_bot, stream_text
 
 from configs.config import Settings
+from data.database import Database
 from data.embeddings import Embedder
 from data.vector_store import WeaviateVectorStore
 from services.chatkit_service import ChatService, create_chat_service
-from services.database import Database
 from services.indexer import Indexer
 from services.rag import Retriever
-from services.slack_format import FEEDBACK_UP
+from services.slack.blocks import FEEDBACK_UP
 
 RESTORE_DOC = """# Backups
 

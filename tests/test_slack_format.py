@@ -7,8 +7,8 @@ from pathlib import Path
 import yaml
 
 from configs.config import PROJECT_ROOT, Settings
-from services.ask_events import Answer, Source
-from services.slack_format import (
+from services.chat.contract import Answer, Source
+from services.slack.blocks import (
     FEEDBACK_DOWN,
     FEEDBACK_UP,
     MESSAGE_BLOCK_LIMIT,

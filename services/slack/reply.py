@@ -18,8 +18,8 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_chat_stream import AsyncChatStream
 from slack_sdk.web.async_client import AsyncWebClient
 
-from services.ask_events import Answer, AskEvent, AskFailed, Status, TextDelta
-from services.slack_format import (
+from services.chat.contract import Answer, AskEvent, AskFailed, Status, TextDelta
+from services.slack.blocks import (
     STREAM_MESSAGE_LIMIT,
     answer_messages,
     failure_text,

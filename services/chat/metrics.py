@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from services.ask_events import Answer, AskEvent, AskFailed, AskService, TextDelta
+from services.chat.contract import Answer, AskEvent, AskFailed, AskService, TextDelta
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 

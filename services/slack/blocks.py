@@ -12,7 +12,7 @@ from typing import Any
 
 from markdown_to_mrkdwn import SlackMarkdownConverter
 
-from services.ask_events import Answer, Source
+from services.chat.contract import Answer, Source
 
 SECTION_LIMIT = 3000  # characters of text in one section block
 MESSAGE_BLOCK_LIMIT = 50  # blocks in one message

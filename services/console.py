@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from rich.console import Console
 
-from services.ask_events import Answer, AskFailed, AskService, Source, Status, TextDelta
+from services.chat.contract import Answer, AskFailed, AskService, Source, Status, TextDelta
 
 EXIT_WORDS = {"exit", "quit", ":q", "/exit", "/quit"}
 HELP = "Ask a question about your documents. /new starts a new conversation, /exit (or Ctrl-D) leaves."

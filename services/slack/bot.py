@@ -29,10 +29,10 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from configs.config import ConfigError, Settings
-from services.ask_events import AskService
-from services.slack_format import FEEDBACK_DOWN, FEEDBACK_UP, escape_mrkdwn
-from services.slack_reindex import ReindexCommand
-from services.slack_reply import ThreadReply
+from services.chat.contract import AskService
+from services.slack.blocks import FEEDBACK_DOWN, FEEDBACK_UP, escape_mrkdwn
+from services.slack.reindex import ReindexCommand
+from services.slack.reply import ThreadReply
 
 if TYPE_CHECKING:
     from services.indexer import Indexer

@@ -15,7 +15,7 @@ from typing import Generic, TypeVar
 
 import discord
 
-from services.ask_events import Answer, Source
+from services.chat.contract import Answer, Source
 
 log = logging.getLogger(__name__)
 

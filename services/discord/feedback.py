@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import discord
 
-from services.ask_events import AskService
+from services.chat.contract import AskService
 
 log = logging.getLogger(__name__)
 

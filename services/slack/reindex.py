@@ -20,8 +20,8 @@ from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from configs.config import Settings
-from services.index_records import IndexAlreadyRunning, IndexProgress, IndexResult, IndexRunFailed
-from services.slack_format import escape_mrkdwn
+from services.indexing.contract import IndexAlreadyRunning, IndexProgress, IndexResult, IndexRunFailed
+from services.slack.blocks import escape_mrkdwn
 
 if TYPE_CHECKING:
     from services.indexer import Indexer

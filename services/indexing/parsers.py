@@ -145,7 +145,7 @@ def parse_rst(text: str) -> tuple[str | None, list[Section]]:
     from docutils.core import publish_doctree
     from docutils.utils import SystemMessage
 
-    from services.rst_compat import register_sphinx_compat
+    from services.indexing.rst_compat import register_sphinx_compat
 
     register_sphinx_compat()
 

@@ -10,9 +10,9 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 from configs.config import Settings
-from services.http_server import Handler, bound_port, build_http_app, start_http_server
-from services.metrics import MeteredAskService
+from services.chat.metrics import MeteredAskService
 from services.runtime import Runtime, open_runtime
+from services.server.http_app import Handler, bound_port, build_http_app, start_http_server
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ async def _start_adapters(
 ) -> None:
     settings = runtime.settings
     if settings.slack_enabled:
-        from services.slack_bot import SlackBot
+        from services.slack.bot import SlackBot
 
         slack = SlackBot(
             settings, MeteredAskService(runtime.chat, "slack"), runtime.indexer, runtime.database.claim_event
@@ -82,7 +82,7 @@ async def _start_adapters(
             background.append(slack.start_socket_mode())
             log.info("Slack: Socket Mode")
     if settings.discord_enabled:
-        from services.discord_bot import DiscordBot
+        from services.discord.bot import DiscordBot
 
         discord_bot = DiscordBot(settings, MeteredAskService(runtime.chat, "discord"), runtime.indexer)
         stack.push_async_callback(discord_bot.close)

@@ -126,7 +126,7 @@ ProgressCallback = Callable[[IndexProgress], Awaitable[None] | None]
 
 
 class IndexRunLog(Protocol):
-    """Where runs are remembered (`services.database` implements it)."""
+    """Where runs are remembered (`data.database` implements it)."""
 
     async def record_run(self, result: IndexResult) -> None: ...
 

@@ -22,9 +22,9 @@ from configs.config import Settings
 from data.embeddings import Embedder
 from data.records import Chunk, DocumentState
 from data.vector_store import IndexModelMismatch, IndexWriter, VectorStore
-from services.chunking import chunk_document
-from services.document_loader import LoadFailure, ParsedDocument, discover, hash_file, parse_document
-from services.index_records import IndexFailure, IndexProgress, IndexResult, IndexRunFailed
+from services.indexing.chunking import chunk_document
+from services.indexing.contract import IndexFailure, IndexProgress, IndexResult, IndexRunFailed
+from services.indexing.loader import LoadFailure, ParsedDocument, discover, hash_file, parse_document
 
 log = logging.getLogger(__name__)
 

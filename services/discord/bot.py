@@ -19,10 +19,10 @@ import discord
 from discord import app_commands
 
 from configs.config import ConfigError, Settings
-from services.ask_events import Answer, AskFailed, AskService, TextDelta
-from services.discord_feedback import FeedbackButton, feedback_view
-from services.discord_format import MessageStream, render_answer, split_message
-from services.index_records import IndexAlreadyRunning, IndexProgress, IndexResult
+from services.chat.contract import Answer, AskFailed, AskService, TextDelta
+from services.discord.feedback import FeedbackButton, feedback_view
+from services.discord.messages import MessageStream, render_answer, split_message
+from services.indexing.contract import IndexAlreadyRunning, IndexProgress, IndexResult
 
 if TYPE_CHECKING:
     from services.indexer import Indexer

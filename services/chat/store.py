@@ -13,8 +13,8 @@ from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
 from pydantic import TypeAdapter
 from sqlalchemy import delete, select
 
-from services.ask_events import Source
-from services.database import AttachmentRow, Database, ItemRow, ThreadRow
+from data.database import AttachmentRow, Database, ItemRow, ThreadRow
+from services.chat.contract import Source
 
 _ITEM = TypeAdapter[ThreadItem](ThreadItem)
 _ATTACHMENT = TypeAdapter[Attachment](Attachment)

@@ -12,8 +12,8 @@ from chatkit.server import ChatKitServer, StreamingResult
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import SecretStr
 
-from services.chat_store import RequestContext
-from services.metrics import REGISTRY
+from services.chat.metrics import REGISTRY
+from services.chat.store import RequestContext
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from configs.config import Settings
 from data.records import Chunk
-from services.document_loader import ParsedDocument, Section
+from services.indexing.loader import ParsedDocument, Section
 
 HEADING_SEPARATOR = " > "
 

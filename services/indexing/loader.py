@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from services.document_parsers import (
+from services.indexing.parsers import (
     ParseError,
     Section,
     parse_html,

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from chatkit.types import Annotation, AssistantMessageItem, FileSource, URLSource
 
-from services.ask_events import Source
+from services.chat.contract import Source
 from services.rag import Passage
 
 _CITATION = re.compile(r"\[(\d+)\]")

@@ -1,0 +1,1 @@
+"""The Discord adapter: gateway client, app commands, message splitting and streaming, feedback buttons."""
