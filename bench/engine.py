@@ -14,10 +14,11 @@ from bench.dataset import WORK_DIR, Dataset
 from bench.vector_cache import VectorCache
 from configs.config import DEFAULT_WEAVIATE_BINARY, Settings
 from data.embeddings import Embedder, LocalOnnxEmbedder
+from data.records import Passage
 from data.vector_store import WeaviateVectorStore
 from data.weaviate_server import EmbeddedWeaviate
 from services.indexer import Indexer, IndexResult
-from services.rag import Passage, Retriever
+from services.rag import Retriever
 
 
 @dataclass(frozen=True)

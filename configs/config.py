@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from configs.errors import UserFacingError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WEAVIATE_BINARY = PROJECT_ROOT / ".cache" / "weaviate" / "bin" / "weaviate-server"
 
@@ -19,7 +21,7 @@ CommaList = Annotated[list[str], NoDecode]
 CommaIntList = Annotated[list[int], NoDecode]
 
 
-class ConfigError(Exception):
+class ConfigError(UserFacingError):
     """A setting is missing or invalid; the message names the variable."""
 
 

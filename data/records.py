@@ -58,3 +58,17 @@ class IndexStats:
     dimension: int
     documents: int
     chunks: int
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """One or more consecutive chunks of a document, as shown to the model and cited as [n]."""
+
+    text: str
+    title: str
+    heading_path: str
+    source: str
+    score: float  # the best score among the merged chunks
+    document_id: str
+    first_chunk: int
+    last_chunk: int

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from cachetools import LRUCache
 
 from configs.config import Settings
 from data.embeddings import Embedder
-from data.records import SearchHit
+from data.records import Passage, SearchHit
 from data.vector_store import VectorStore
 from services.relevance import MEASURED_MIN_SIMILARITY, covered
 
@@ -27,20 +26,6 @@ _WORD = re.compile(r"\w+")
 _MAX_MERGED_CHUNKS = 4
 # Shortest shared text between neighbouring chunks that is taken for the chunk overlap.
 _MIN_OVERLAP = 16
-
-
-@dataclass(frozen=True, slots=True)
-class Passage:
-    """One or more consecutive chunks of a document, as shown to the model and cited as [n]."""
-
-    text: str
-    title: str
-    heading_path: str
-    source: str
-    score: float  # the best score among the merged chunks
-    document_id: str
-    first_chunk: int
-    last_chunk: int
 
 
 class Retriever:
@@ -148,23 +133,6 @@ def drop_duplicates(passages: Sequence[Passage], limit: int | None = None) -> li
             continue
         kept.append((passage, normalized, words))
     return [passage for passage, _, _ in kept]
-
-
-def format_context(passages: Sequence[Passage], start: int = 1) -> str:
-    """Number passages from `start` as `[n] Title — source (Heading > Path)` blocks for the model."""
-    return format_numbered([(start + offset, p) for offset, p in enumerate(passages)])
-
-
-def format_numbered(numbered: Sequence[tuple[int, Passage]]) -> str:
-    """Like `format_context`, with explicit numbers (a passage keeps its number across searches)."""
-    return "\n\n".join(f"{passage_header(number, p)}\n{p.text}" for number, p in numbered)
-
-
-def passage_header(number: int, passage: Passage) -> str:
-    """`[n] Title — source (Heading > Path)`; parts that are empty are left out."""
-    label = " — ".join(part for part in (passage.title, passage.source) if part)
-    header = f"[{number}] {label}" if label else f"[{number}]"
-    return f"{header} ({passage.heading_path})" if passage.heading_path else header
 
 
 def _passage_from_run(run: Sequence[SearchHit]) -> Passage:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from agents import (
     Agent,
@@ -33,7 +33,7 @@ from openai import AsyncOpenAI
 from pydantic import Field
 
 from configs.config import Settings
-from services.rag import Passage, Retriever, format_numbered
+from data.records import Passage
 from simple_agents.offline_model import SEARCH_TOOL_NAME, OfflineQuoteModel
 
 TContext = TypeVar("TContext")
@@ -58,6 +58,18 @@ they help.
 """
 
 
+class PassageSearch(Protocol):
+    """What the agent's `search_docs` tool calls: the retriever (services.rag.Retriever) in the app.
+
+    The agent receives it instead of importing the retriever, so this package depends only on
+    the records and the settings below it.
+    """
+
+    async def search(self, query: str) -> list[Passage]:
+        """The best passages for `query`, best first; empty when the docs don't cover it."""
+        ...
+
+
 class DocsAgentContext(AgentContext[TContext]):
     """chatkit's agent context plus the passages `search_docs` returned during this run.
 
@@ -79,7 +91,7 @@ class DocsAgentContext(AgentContext[TContext]):
         return numbered
 
 
-def make_search_tool(retriever: Retriever) -> FunctionTool:
+def make_search_tool(retriever: PassageSearch) -> FunctionTool:
     """The `search_docs` tool. Store failures propagate so the user sees what went wrong."""
 
     @function_tool(name_override=SEARCH_TOOL_NAME, failure_error_function=None)
@@ -100,6 +112,19 @@ def make_search_tool(retriever: Retriever) -> FunctionTool:
         return format_numbered(list(enumerate(passages, start=1)))
 
     return search_docs
+
+
+def format_numbered(numbered: Sequence[tuple[int, Passage]]) -> str:
+    """Number passages as `[n] Title — source (Heading > Path)` blocks for the model; a passage keeps
+    its number across searches."""
+    return "\n\n".join(f"{passage_header(number, p)}\n{p.text}" for number, p in numbered)
+
+
+def passage_header(number: int, passage: Passage) -> str:
+    """`[n] Title — source (Heading > Path)`; parts that are empty are left out."""
+    label = " — ".join(part for part in (passage.title, passage.source) if part)
+    header = f"[{number}] {label}" if label else f"[{number}]"
+    return f"{header} ({passage.heading_path})" if passage.heading_path else header
 
 
 def build_model(settings: Settings) -> Model:
@@ -125,7 +150,7 @@ def build_model(settings: Settings) -> Model:
 
 
 def build_agent(
-    settings: Settings, retriever: Retriever, model: Model | None = None
+    settings: Settings, retriever: PassageSearch, model: Model | None = None
 ) -> Agent[DocsAgentContext[Any]]:
     """The docs agent; `model` defaults to `build_model(settings)`."""
     return Agent[DocsAgentContext[Any]](

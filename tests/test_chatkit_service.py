@@ -25,7 +25,7 @@ from test_rag import index_chunks
 from configs.config import Settings
 from data.database import Database
 from data.embeddings import Embedder
-from data.records import Chunk
+from data.records import Chunk, Passage
 from data.vector_store import StoreUnavailable, WeaviateVectorStore
 from data.weaviate_server import free_port
 from services.chat.citations import cited_sources
@@ -33,7 +33,7 @@ from services.chat.contract import Answer, AskEvent, AskFailed, Status, TextDelt
 from services.chat.failures import describe_failure
 from services.chat.store import RequestContext
 from services.chatkit_service import STATUS_TEXT, ChatService, create_chat_service
-from services.rag import Passage, Retriever
+from services.rag import Retriever
 
 MakeSettings = Callable[..., Settings]
 WHEN = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)

@@ -10,17 +10,11 @@ import pytest
 
 from configs.config import Settings
 from data.embeddings import Embedder, LocalOnnxEmbedder
-from data.records import Chunk, DocumentState, SearchHit
+from data.records import Chunk, DocumentState, Passage, SearchHit
 from data.vector_store import WeaviateVectorStore
-from services.rag import (
-    Passage,
-    Retriever,
-    drop_duplicates,
-    format_context,
-    format_numbered,
-    merge_adjacent,
-)
+from services.rag import Retriever, drop_duplicates, merge_adjacent
 from services.relevance import content_words, covered
+from simple_agents.aagents import format_numbered
 
 MakeSettings = Callable[..., Settings]
 WHEN = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
@@ -231,20 +225,19 @@ def passage(text: str, title: str, source: str, heading: str = "") -> Passage:
     return Passage(text, title, heading, source, 0.5, source, 0, 0)
 
 
-def test_format_context_numbers_passages_with_title_source_and_headings() -> None:
+def test_passages_are_numbered_with_title_source_and_headings_for_the_model() -> None:
     passages = [
         passage("Run the installer.", "Install guide", "docs/install.md", "Setup > Windows"),
         passage("Invoices go out monthly.", "Billing", "https://wiki.example.com/billing"),
         passage("No title here.", "", "notes.txt"),
     ]
-    assert format_context(passages) == (
+    assert format_numbered(list(enumerate(passages, start=1))) == (
         "[1] Install guide — docs/install.md (Setup > Windows)\nRun the installer.\n\n"
         "[2] Billing — https://wiki.example.com/billing\nInvoices go out monthly.\n\n"
         "[3] notes.txt\nNo title here."
     )
-    assert format_context(passages[1:2], start=4).startswith("[4] Billing — ")
     assert format_numbered([(7, passages[2])]) == "[7] notes.txt\nNo title here."
-    assert format_context([]) == ""
+    assert format_numbered([]) == ""
 
 
 def hit(doc: str, index: int, text: str, score: float = 0.5) -> SearchHit:

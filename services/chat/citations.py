@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 from chatkit.types import Annotation, AssistantMessageItem, FileSource, URLSource
 
+from data.records import Passage
 from services.chat.contract import Source
-from services.rag import Passage
 
 _CITATION = re.compile(r"\[(\d+)\]")
 
