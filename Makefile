@@ -18,6 +18,11 @@ test: setup postgres
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/mypy configs data services simple_agents main.py
 
+# docs/architecture.md from the code (tests/test_architecture.py fails while it is stale).
+.PHONY: architecture
+architecture: $(STAMP)
+	$(VENV)/bin/python tests/architecture_map.py --write
+
 setup: $(STAMP) weaviate
 
 $(STAMP): pyproject.toml

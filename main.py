@@ -49,7 +49,7 @@ def _settings(*, quiet: bool = True) -> Settings:
     return settings
 
 
-def _run(coro: Coroutine[Any, Any, T]) -> T:
+def _run(coro: Coroutine[Any, Any, T], settings: Settings) -> T:
     """Run a command; known failures end in one clear line and exit code 1, not a traceback."""
     from services.errors import user_message
 
@@ -58,7 +58,7 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     except Exception as exc:
-        message = user_message(exc)
+        message = user_message(exc, settings)
         if message is None:
             raise
         console.print(f"[red]{message}[/red]", highlight=False, soft_wrap=True)
@@ -81,7 +81,7 @@ def index(
 ) -> None:
     """Index documents into Weaviate (incremental unless --full)."""
     settings = _settings()
-    result = _run(_index(settings, paths or None, full))
+    result = _run(_index(settings, paths or None, full), settings)
     typer.echo(result.summary())
 
 
@@ -122,7 +122,8 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
 ) -> None:
     """Retrieval only: the passages a question would be answered from."""
-    _run(_search(_settings(), query, k, as_json))
+    settings = _settings()
+    _run(_search(settings, query, k, as_json), settings)
 
 
 async def _search(settings: Settings, query: str | None, k: int | None, as_json: bool) -> None:
@@ -164,7 +165,8 @@ def ask(
     as_json: Annotated[bool, typer.Option("--json", help='{"answer": ..., "sources": [...]}')] = False,
 ) -> None:
     """Answer one question from the documents, with sources."""
-    _run(_ask(_settings(), question, as_json))
+    settings = _settings()
+    _run(_ask(settings, question, as_json), settings)
 
 
 async def _ask(settings: Settings, question: str, as_json: bool) -> None:
@@ -208,7 +210,8 @@ def chat(
     ] = False,
 ) -> None:
     """A console chat with conversation memory."""
-    _run(_chat(_settings(), index_first))
+    settings = _settings()
+    _run(_chat(settings, index_first), settings)
 
 
 async def _chat(settings: Settings, index_first: bool) -> None:
@@ -229,13 +232,15 @@ def serve() -> None:
     """Start every configured adapter (Slack, Discord) and the HTTP server."""
     from services.server.serve import run_server
 
-    _run(run_server(_settings(quiet=False)))
+    settings = _settings(quiet=False)
+    _run(run_server(settings), settings)
 
 
 @cli.command()
 def status(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False) -> None:
     """Index statistics: documents, chunks, embedder, last run and its result."""
-    _run(_status(_settings(), as_json))
+    settings = _settings()
+    _run(_status(settings, as_json), settings)
 
 
 async def _status(settings: Settings, as_json: bool) -> None:

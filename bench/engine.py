@@ -107,6 +107,12 @@ class CachedEmbedder:
     async def embed_query(self, text: str) -> list[float]:
         return (await self.embed_documents([text]))[0]
 
+    async def warm_up(self) -> None:
+        await self.inner.warm_up()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
 
 class Engine:
     """Indexes and searches the datasets through the project's code, one store per collection."""

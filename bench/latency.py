@@ -63,6 +63,12 @@ class TimedEmbedder:
             if (spent := _SPENT.get()) is not None:
                 spent.embedding += time.perf_counter() - started
 
+    async def warm_up(self) -> None:
+        await self.inner.warm_up()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
 
 class TimedStore:
     """The vector store, timing `search` into the current ask."""

@@ -1,1 +1,1 @@
-"""Storage: Weaviate (store, schema, embedded server), embeddings, the SQL database, shared records."""
+"""Storage: Weaviate (connection, store, writer, schema, embedded server), embeddings, SQL, records."""

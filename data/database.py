@@ -201,14 +201,6 @@ class Database:
                 FeedbackRow(answer_id=answer_id, thread_id=thread_id, positive=positive, user_id=user_id)
             )
 
-    async def feedback_for(self, answer_id: str) -> list[FeedbackRow]:
-        """Every vote on an answer, oldest first."""
-        async with self.sessions() as session:
-            rows = await session.scalars(
-                select(FeedbackRow).where(FeedbackRow.answer_id == answer_id).order_by(FeedbackRow.id)
-            )
-            return list(rows)
-
     # --- Event deduplication ---------------------------------------------------------
     async def claim_event(self, key: str, ttl_seconds: int) -> bool:
         """True the first time `key` is claimed within its TTL, on any replica (INSERT ... ON CONFLICT)."""

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from configs.config import ConfigError, Settings
+from data.errors import EmbeddingError
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -34,6 +35,15 @@ class Embedder(Protocol):
 
     async def embed_query(self, text: str) -> list[float]:
         """Embed one search query."""
+        ...
+
+    async def warm_up(self) -> None:
+        """Get ready before the first text (load a model, learn the dimension), so the first
+        question or index run does not pay for it and a broken setup fails early."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the embedder holds open (connections); it is not used afterwards."""
         ...
 
 
@@ -55,10 +65,6 @@ _OPENAI_DIMENSIONS = {
     "text-embedding-3-large": 3072,
     "text-embedding-ada-002": 1536,
 }
-
-
-class EmbeddingError(Exception):
-    """Embedding failed (model missing, provider error); the message says what to do."""
 
 
 def _normalise(matrix: np.ndarray) -> np.ndarray:
@@ -97,8 +103,6 @@ class LocalOnnxEmbedder:
         self._input_names: frozenset[str] = frozenset()
         self._load_lock = threading.Lock()
         self._run_lock = threading.Lock()
-        self.texts_embedded = 0  # texts embedded so far (tests count embedder work with it)
-        self.batches_run = 0
 
     # -- loading ----------------------------------------------------------------------------
     def _resolve_model(self) -> Path:
@@ -206,12 +210,13 @@ class LocalOnnxEmbedder:
             matrix = await asyncio.to_thread(self._encode_batch, [texts[i] for i in positions])
             for position, row in zip(positions, matrix.tolist(), strict=True):
                 out[position] = row
-            self.texts_embedded += len(positions)
-            self.batches_run += 1
         return out
 
     async def embed_query(self, text: str) -> list[float]:
         return (await self.embed_documents([text]))[0]
+
+    async def aclose(self) -> None:
+        """Nothing to release: the ONNX session holds no connection and is freed with the object."""
 
 
 class OpenAIEmbedder:
@@ -239,11 +244,9 @@ class OpenAIEmbedder:
         self._client = AsyncOpenAI(
             api_key=api_key or "not-needed", base_url=base_url, max_retries=max_retries, timeout=timeout
         )
-        self.texts_embedded = 0
-        self.requests_made = 0
 
     async def warm_up(self) -> None:
-        """Learn the dimension of an unknown model with one tiny request."""
+        """Learn the dimension of an unknown model with one tiny request (a known one: nothing to do)."""
         if not self.dimension:
             await self.embed_query("dimension probe")
 
@@ -261,8 +264,6 @@ class OpenAIEmbedder:
             ) from exc
         except openai.APIError as exc:
             raise EmbeddingError(f"The embeddings endpoint could not be reached: {exc}") from exc
-        finally:
-            self.requests_made += 1
         rows = sorted(response.data, key=lambda item: item.index)
         if len(rows) != len(batch):
             raise EmbeddingError(
@@ -283,13 +284,13 @@ class OpenAIEmbedder:
             # The API rejects empty strings; a space embeds as "nothing".
             batch = [text if text.strip() else " " for text in texts[start : start + self.batch_size]]
             out.extend(await self._request(batch))
-            self.texts_embedded += len(batch)
         return out
 
     async def embed_query(self, text: str) -> list[float]:
         return (await self.embed_documents([text]))[0]
 
     async def aclose(self) -> None:
+        """Close the client's HTTP connection pool."""
         await self._client.close()
 
 

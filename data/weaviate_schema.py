@@ -1,8 +1,9 @@
 """Weaviate naming, schema and record conversion for the vector store.
 
-Kept apart from `vector_store.py` so the store reads as the alias/generation logic only.
-A generation is one physical chunk collection `{alias}_G{timestamp}{random}` plus its document
-registry `{physical}_Docs`; the alias points at the chunk collection, so one swap switches both.
+Kept apart from `weaviate_collections.py` (connection, alias, generations) and `vector_store.py`
+(search) so those read as logic only. A generation is one physical chunk collection
+`{alias}_G{timestamp}{random}` plus its document registry `{physical}_Docs`; the alias points at
+the chunk collection, so one swap switches both.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from weaviate.classes.config import Configure, DataType, Property, Tokenization, VectorDistances
 from weaviate.util import generate_uuid5
@@ -24,47 +24,6 @@ REGISTRY_SUFFIX = "_Docs"
 CHUNK_RETURN_PROPERTIES = ["document_id", "chunk_index", "text", "title", "heading_path", "source"]
 BM25_PROPERTIES = ["text", "title"]
 STATE_PROPERTIES = ["document_id", "source", "title", "content_hash", "modified_time", "chunk_count"]
-DEFAULT_GRPC_PORT = 50051
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """Where a remote Weaviate listens (REST and gRPC)."""
-
-    http_host: str
-    http_port: int
-    http_secure: bool
-    grpc_host: str
-    grpc_port: int
-    grpc_secure: bool
-
-
-WEAVIATE_CLOUD_DOMAINS = (".weaviate.cloud", ".weaviate.network")
-
-
-def parse_endpoint(url: str, grpc_url: str | None) -> Endpoint:
-    """`http(s)://host[:port]` plus an optional gRPC `[scheme://]host:port` (default: same host, 50051)."""
-    parts = urlsplit(url if "://" in url else f"http://{url}")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"WEAVIATE_URL must look like http://host:port or https://host, got {url!r}")
-    secure = parts.scheme == "https"
-    http_port = parts.port or (443 if secure else 80)
-    grpc_host, grpc_port, grpc_secure = parts.hostname, DEFAULT_GRPC_PORT, secure
-    if not grpc_url and parts.hostname.endswith(WEAVIATE_CLOUD_DOMAINS):
-        # Weaviate Cloud serves gRPC on a sibling host: grpc-<cluster host>:443.
-        grpc_host, grpc_port, grpc_secure = f"grpc-{parts.hostname}", 443, True
-    if grpc_url:
-        grpc = urlsplit(grpc_url if "://" in grpc_url else f"//{grpc_url}")
-        if not grpc.hostname:
-            raise ValueError(f"WEAVIATE_GRPC_URL must look like host:port, got {grpc_url!r}")
-        grpc_secure = grpc.scheme in ("https", "grpcs") or (not grpc.scheme and secure)
-        grpc_host, grpc_port = grpc.hostname, grpc.port or (443 if grpc_secure else DEFAULT_GRPC_PORT)
-    if (grpc_host, grpc_port) == (parts.hostname, http_port):
-        raise ValueError(
-            f"WEAVIATE_URL and WEAVIATE_GRPC_URL both point at {grpc_host}:{grpc_port}; Weaviate serves gRPC "
-            "on a port of its own (usually 50051): set WEAVIATE_GRPC_URL to it."
-        )
-    return Endpoint(parts.hostname, http_port, secure, grpc_host, grpc_port, grpc_secure)
 
 
 # --- names -------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 The bot needs no Docker: `make weaviate` builds the official server binary from source and this
 module starts it on free (or configured) ports with its data in a directory of our own, waits
-until it reports ready and stops it on exit.
+until it reports ready and stops it on exit. The server dies with the bot (`server_process`), and
+a server a dead bot left on the same data directory is stopped before a new one starts.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from typing import IO, Self
 import aiohttp
 from pydantic import SecretStr
 
+from data.errors import WeaviateServerError
+from data.server_process import ServerPidFile, die_with_parent
+
 logger = logging.getLogger(__name__)
 
 BUILD_HINT = "Build it with `make weaviate` (needs Go; installs the server into .cache/weaviate/bin)."
@@ -33,10 +37,6 @@ _TAIL_LINES = 40
 # Only these variables of ours reach the server: anything else (WEAVIATE-style settings meant for a
 # remote cluster, HOST/PORT, ...) could change how the embedded server behaves.
 _INHERITED_ENV = ("PATH", "HOME", "TMPDIR", "TZ", "LANG", "LC_ALL", "GOMAXPROCS", "GOMEMLIMIT")
-
-
-class WeaviateServerError(RuntimeError):
-    """The embedded Weaviate server is missing, did not start, or died."""
 
 
 def free_port(host: str = "127.0.0.1", exclude: set[int] | None = None) -> int:
@@ -102,6 +102,7 @@ class EmbeddedWeaviate:
         self._node = ""  # read from (or created in) the data dir at start
         self._process: asyncio.subprocess.Process | None = None
         self._log: IO[bytes] | None = None
+        self._pid_file = ServerPidFile(self.data_dir)
 
     def _port(self, wanted: int, taken: set[int]) -> int:
         port = wanted or free_port(self.host, taken)
@@ -137,7 +138,7 @@ class EmbeddedWeaviate:
         node = self._node
         env = {key: os.environ[key] for key in _INHERITED_ENV if key in os.environ}
         env.update(
-            PERSISTENCE_DATA_PATH=str(self.data_dir),
+            PERSISTENCE_DATA_PATH=str(self.data_dir.resolve()),  # absolute: how a left-over one is found
             AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED="false",
             AUTHENTICATION_APIKEY_ENABLED="true",
             AUTHENTICATION_APIKEY_ALLOWED_KEYS=self.api_key.get_secret_value(),
@@ -145,6 +146,9 @@ class EmbeddedWeaviate:
             CLUSTER_BASIC_AUTH_USERNAME="docsbot",
             CLUSTER_BASIC_AUTH_PASSWORD=self._cluster_password,
             DEFAULT_VECTORIZER_MODULE="none",
+            # Our collections are created with their schema: an object with an unknown property is
+            # a bug to report, not a reason to change the schema behind our back.
+            AUTOSCHEMA_ENABLED="false",
             ENABLE_MODULES="",
             DISABLE_TELEMETRY="true",
             GO_PROFILING_DISABLE="true",
@@ -180,11 +184,13 @@ class EmbeddedWeaviate:
         return name
 
     async def start(self) -> None:
-        """Start the server and wait until `/v1/.well-known/ready` answers 200."""
+        """Start the server (again, after it died) and wait until `/v1/.well-known/ready` answers 200."""
         if self.running:
             return
+        await self._forget_exited_process()
         if not await asyncio.to_thread(self.binary.is_file):
             raise WeaviateServerError(f"The Weaviate server binary is missing: {self.binary}. {BUILD_HINT}")
+        await asyncio.to_thread(self._pid_file.stop_left_over_server, self.stop_grace)
         for port, setting in ((self.http_port, "WEAVIATE_HTTP_PORT"), (self.grpc_port, "WEAVIATE_GRPC_PORT")):
             if not _port_is_free(self.host, port):
                 raise WeaviateServerError(
@@ -207,11 +213,13 @@ class EmbeddedWeaviate:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=self._log,
                 stderr=asyncio.subprocess.STDOUT,
+                preexec_fn=die_with_parent(),
             )
         except OSError as exc:
             await self._close_log()
             raise WeaviateServerError(f"Could not run {self.binary}: {exc}. {BUILD_HINT}") from exc
         try:
+            await asyncio.to_thread(self._pid_file.record, self._process.pid)
             await self._wait_ready(started)
         except BaseException:
             await self.stop()
@@ -271,25 +279,46 @@ class EmbeddedWeaviate:
             return f" Its log ({self.log_path}) is empty."
         return f"\nLast lines of {self.log_path}:\n{tail}"
 
+    async def wait_exited(self) -> int:
+        """Wait until the running server exits, for whatever reason; its exit code (-N: signal N)."""
+        if self._process is None:
+            raise WeaviateServerError("The embedded Weaviate server is not running.")
+        return await self._process.wait()
+
+    async def _forget_exited_process(self) -> None:
+        """After the server died on its own: release what it held, so `start` can run it again."""
+        process, self._process = self._process, None
+        if process is not None:
+            await asyncio.to_thread(self._pid_file.clear, process.pid)
+        await self._close_log()
+
     async def stop(self) -> None:
         """SIGTERM, then SIGKILL after the grace period; safe to call twice."""
         process, self._process = self._process, None
-        if process is not None and process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), self.stop_grace)
-            except TimeoutError:
-                logger.warning("Weaviate did not stop within %.0fs; killing it", self.stop_grace)
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                await process.wait()
-            except asyncio.CancelledError:
-                # Cancelled while waiting (Ctrl-C): never leave the server running behind us.
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                raise
+        try:
+            if process is not None and process.returncode is None:
+                await self._terminate(process)
+        finally:
+            if process is not None:
+                # Synchronous, so a cancelled stop clears it too: the server is gone (or killed).
+                self._pid_file.clear(process.pid)
         await self._close_log()
+
+    async def _terminate(self, process: asyncio.subprocess.Process) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), self.stop_grace)
+        except TimeoutError:
+            logger.warning("Weaviate did not stop within %.0fs; killing it", self.stop_grace)
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+        except asyncio.CancelledError:
+            # Cancelled while waiting (Ctrl-C): never leave the server running behind us.
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            raise
 
     async def _close_log(self) -> None:
         log, self._log = self._log, None

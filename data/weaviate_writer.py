@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from weaviate.classes.data import DataObject
 from weaviate.classes.query import Filter
@@ -17,7 +17,9 @@ from weaviate.collections.classes.batch import BatchObjectReturn
 from weaviate.collections.classes.filters import _Filters
 from weaviate.exceptions import WeaviateInsertManyAllFailedError
 
+from data.errors import IndexWriteError
 from data.records import Chunk, DocumentState
+from data.weaviate_collections import WeaviateCollections
 from data.weaviate_schema import (
     STATE_PROPERTIES,
     chunk_properties,
@@ -28,18 +30,11 @@ from data.weaviate_schema import (
     state_properties,
 )
 
-if TYPE_CHECKING:
-    from data.vector_store import WeaviateVectorStore
-
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _WRITE_BATCH = 200  # objects per gRPC batch request
 _FILTER_BATCH = 100  # documents per delete filter
-
-
-class IndexWriteError(Exception):
-    """Weaviate rejected a write; the message carries Weaviate's first error messages."""
 
 
 def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
@@ -60,21 +55,21 @@ def _raise_batch_errors(result: BatchObjectReturn, what: str, collection: str) -
 class WeaviateIndexWriter:
     """`IndexWriter` for one generation; chunks and document states live side by side."""
 
-    def __init__(self, store: WeaviateVectorStore, physical: str, *, rebuild: bool) -> None:
+    def __init__(self, weaviate: WeaviateCollections, physical: str, *, rebuild: bool) -> None:
         self.collection = physical
         self.rebuild = rebuild
-        self._store = store
+        self._weaviate = weaviate
         self._finished = False
 
     async def _collections(self) -> tuple[CollectionAsync, CollectionAsync]:
-        client = await self._store.client()
+        client = await self._weaviate.client()
         return client.collections.use(self.collection), client.collections.use(registry_name(self.collection))
 
     async def document_states(self) -> dict[str, DocumentState]:
         """Every document this generation has recorded."""
         _, registry = await self._collections()
         states: dict[str, DocumentState] = {}
-        with self._store.reachable():
+        with self._weaviate.reachable():
             async for obj in registry.iterator(return_properties=STATE_PROPERTIES):
                 state = state_from_properties(dict(obj.properties))
                 states[state.document_id] = state
@@ -91,7 +86,7 @@ class WeaviateIndexWriter:
             )
             for c, v in zip(chunks, vectors, strict=True)
         ]
-        with self._store.reachable():
+        with self._weaviate.reachable():
             await _insert(collection, objects, "chunks", self.collection)
 
     async def finish_documents(self, states: Sequence[DocumentState]) -> None:
@@ -100,7 +95,7 @@ class WeaviateIndexWriter:
         objects = [
             DataObject(properties=state_properties(s), uuid=document_uuid(s.document_id)) for s in states
         ]
-        with self._store.reachable():
+        with self._weaviate.reachable():
             for group in batched(states, _FILTER_BATCH):
                 stale = Filter.any_of(
                     [
@@ -115,7 +110,7 @@ class WeaviateIndexWriter:
     async def delete_documents(self, document_ids: Sequence[str]) -> None:
         """Remove chunks first, then states: an interrupted delete is redone by the next run."""
         collection, registry = await self._collections()
-        with self._store.reachable():
+        with self._weaviate.reachable():
             for group in batched(document_ids, _FILTER_BATCH):
                 where = Filter.by_property("document_id").contains_any(list(group))
                 await _delete_where(collection, where, self.collection)
@@ -126,28 +121,28 @@ class WeaviateIndexWriter:
         if self._finished or not self.rebuild:
             self._finished = True
             return
-        client = await self._store.client()
-        with self._store.reachable():
+        client = await self._weaviate.client()
+        with self._weaviate.reachable():
             if not await client.collections.exists(self.collection):
                 raise IndexWriteError(
                     f"The new index generation {self.collection} is gone (did another rebuild run at the "
                     "same time?); the previous index keeps serving. Run the rebuild again."
                 )
-            previous = await self._store.serving_collection()
-            await self._store.point_alias(self.collection)
+            previous = await self._weaviate.serving_collection()
+            await self._weaviate.point_alias(self.collection)
             self._finished = True  # from here on the new generation serves: abort() must not drop it
-            logger.info("Alias %s now serves %s", self._store.alias, self.collection)
+            logger.info("Alias %s now serves %s", self._weaviate.alias, self.collection)
             if previous is not None and previous != self.collection:
-                await self._store.drop_generation(previous)
+                await self._weaviate.drop_generation(previous)
 
     async def abort(self) -> None:
         """Rebuild: drop the unfinished generation; the serving one is untouched."""
         if self._finished or not self.rebuild:
             self._finished = True
             return
-        with self._store.reachable():
-            if await self._store.serving_collection() != self.collection:
-                await self._store.drop_generation(self.collection)
+        with self._weaviate.reachable():
+            if await self._weaviate.serving_collection() != self.collection:
+                await self._weaviate.drop_generation(self.collection)
         self._finished = True
 
 

@@ -20,6 +20,7 @@ from chatkit.errors import CustomStreamError
 from chatkit.server import ChatKitServer, NonStreamingResult, StreamingResult
 from chatkit.store import NotFoundError
 from chatkit.types import (
+    AssistantMessageContent,
     AssistantMessageContentPartAdded,
     AssistantMessageContentPartTextDelta,
     AssistantMessageItem,
@@ -42,17 +43,18 @@ from chatkit.types import (
     UserMessageInput,
     UserMessageItem,
     UserMessageTextContent,
-    is_streaming_req,
 )
 from pydantic import TypeAdapter
 from sqlalchemy.exc import SQLAlchemyError
 
 from configs.config import Settings
 from data.database import Database
-from services.chat.citations import annotate, cited_sources
+from data.errors import DatabaseUnavailable
+from services.chat import chatkit_shim
+from services.chat.citations import annotate, annotated_sources, cited_sources
 from services.chat.contract import Answer, AskEvent, AskFailed, Status, TextDelta
-from services.chat.failures import DatabaseUnavailable, describe_failure
 from services.chat.store import RequestContext, SqlStore
+from services.errors import describe_failure
 from services.rag import Retriever
 from simple_agents.aagents import DocsAgentContext, DocsThreadItemConverter, build_agent, build_run_config
 
@@ -72,6 +74,7 @@ class DocsChatKitServer(ChatKitServer[RequestContext]):
     """chatkit server answering from the docs with the agent; also serves POST /chatkit."""
 
     def __init__(self, settings: Settings, store: SqlStore, database: Database, agent: Agent[Any]) -> None:
+        chatkit_shim.require_private_api(type(self))
         super().__init__(store)
         self.settings = settings
         self.database = database
@@ -87,11 +90,7 @@ class DocsChatKitServer(ChatKitServer[RequestContext]):
         chatkit's own `process` builds a pydantic `TypeAdapter` for every request (~12 ms of schema
         building per message); this parses with one built once, then routes exactly as chatkit does.
         """
-        parsed = _REQUEST.validate_json(request)
-        ctx = as_request_context(context)
-        if is_streaming_req(parsed):
-            return StreamingResult(self._process_streaming(parsed, ctx))
-        return NonStreamingResult(await self._process_non_streaming(parsed, ctx))
+        return await chatkit_shim.route(self, _REQUEST.validate_json(request), as_request_context(context))
 
     def stream(
         self, request: ThreadsCreateReq | ThreadsAddUserMessageReq, context: RequestContext
@@ -101,7 +100,7 @@ class DocsChatKitServer(ChatKitServer[RequestContext]):
         `process` serializes each event for HTTP; the chat adapters read them in-process, so
         this skips the JSON round trip (chatkit has no public entry point for that).
         """
-        return self._process_streaming_impl(request, context)
+        return chatkit_shim.stream_events(self, request, context)
 
     async def respond(
         self, thread: ThreadMetadata, input_user_message: UserMessageItem | None, context: RequestContext
@@ -138,7 +137,6 @@ class DocsChatKitServer(ChatKitServer[RequestContext]):
                 if isinstance(event, ThreadItemDoneEvent) and isinstance(event.item, AssistantMessageItem):
                     answered = True
                     sources = cited_sources(_text(event.item), agent_context.passages)
-                    context.sources[:] = sources
                     event = ThreadItemDoneEvent(item=annotate(event.item, sources))
                 yield event
         finally:
@@ -206,15 +204,16 @@ class ChatService:
                 yield event
 
     async def _turn(self, key: str, text: str, context: RequestContext) -> AsyncIterator[AskEvent]:
+        """Run the message in a producer task and translate its chatkit events as they come.
+
+        The producer is a task so a slow store, database or model is bounded by one deadline here.
+        """
         queue: asyncio.Queue[ThreadStreamEvent | BaseException | None] = asyncio.Queue()
         producer = asyncio.create_task(self._pump(key, text, context, queue))
         loop = asyncio.get_running_loop()
         # The server enforces LLM_TIMEOUT_SECONDS on the model; this also bounds store and database.
         deadline = loop.time() + self.settings.llm_timeout_seconds + 30
-        answers: list[AssistantMessageItem] = []
-        thread_id = ""
-        streaming = False
-        failure: str | None = None  # reported once chatkit has finished its bookkeeping
+        reader = _TurnReader()
         try:
             while True:
                 try:
@@ -227,37 +226,9 @@ class ChatService:
                 if isinstance(item, BaseException):
                     yield AskFailed(describe_failure(item, self.settings).message)
                     return
-                match item:
-                    case ThreadCreatedEvent():
-                        thread_id = item.thread.id
-                    case ThreadItemDoneEvent(item=UserMessageItem() as user_item):
-                        thread_id = user_item.thread_id
-                    case ProgressUpdateEvent(text=progress) if not streaming and progress:
-                        yield Status(progress)
-                    case ThreadItemUpdatedEvent(update=AssistantMessageContentPartTextDelta(delta=delta)):
-                        if delta:
-                            streaming = True
-                            yield TextDelta(delta)
-                    case ThreadItemAddedEvent(item=AssistantMessageItem()) if answers and streaming:
-                        yield TextDelta("\n\n")  # Answer.text joins several messages the same way
-                    case ThreadItemUpdatedEvent(update=AssistantMessageContentPartAdded(content=content)):
-                        if content.text:
-                            streaming = True
-                            yield TextDelta(content.text)
-                    case ThreadItemDoneEvent(item=AssistantMessageItem() as answer):
-                        answers.append(answer)
-                    case ErrorEvent(message=message):
-                        failure = failure or message or INTERNAL_ERROR
-            if failure is not None or not answers:
-                yield AskFailed(failure or NO_ANSWER)
-                return
-            yield Answer(
-                text="\n\n".join(text for text in map(_text, answers) if text),
-                sources=list(context.sources),
-                answer_id=answers[-1].id,
-                thread_id=thread_id or answers[-1].thread_id,
-                from_language_model=self.settings.llm_configured,
-            )
+                for event in reader.read(item):
+                    yield event
+            yield reader.finish(from_language_model=self.settings.llm_configured)
         finally:
             producer.cancel()
             await asyncio.gather(producer, return_exceptions=True)
@@ -275,7 +246,8 @@ class ChatService:
                 thread_id = await self.database.thread_for_conversation(key)
             except (SQLAlchemyError, OSError) as exc:
                 raise DatabaseUnavailable(
-                    f"The conversation database ({self.database.display_url}) is unavailable: {exc}"
+                    f"The conversation database ({self.database.display_url}) is unavailable: {exc}. "
+                    "Check DATABASE_URL and that the database is running, then try again."
                 ) from exc
             if not await self._stream(key, _request(text, thread_id), context, queue):
                 if thread_id is not None:  # its thread was deleted (maybe by another replica)
@@ -328,6 +300,56 @@ async def create_chat_service(settings: Settings, retriever: Retriever, database
     store = SqlStore(database)
     server = DocsChatKitServer(settings, store, database, build_agent(settings, retriever))
     return ChatService(settings, database, server)
+
+
+class _TurnReader:
+    """Turns one turn's chatkit events into the adapters' `AskEvent`s, and the final `Answer`.
+
+    chatkit reports a failed turn as an `error` event after its own bookkeeping; the failure is
+    kept and reported by `finish`, once the stream has ended.
+    """
+
+    def __init__(self) -> None:
+        self.answers: list[AssistantMessageItem] = []
+        self.thread_id = ""
+        self.streaming = False
+        self.failure: str | None = None
+
+    def read(self, event: ThreadStreamEvent) -> list[AskEvent]:
+        match event:
+            case ThreadCreatedEvent():
+                self.thread_id = event.thread.id
+            case ThreadItemDoneEvent(item=UserMessageItem() as user_item):
+                self.thread_id = user_item.thread_id
+            case ProgressUpdateEvent(text=progress) if not self.streaming and progress:
+                return [Status(progress)]
+            case ThreadItemUpdatedEvent(update=AssistantMessageContentPartTextDelta(delta=text)) | (
+                ThreadItemUpdatedEvent(
+                    update=AssistantMessageContentPartAdded(content=AssistantMessageContent(text=text))
+                )
+            ):
+                if text:
+                    self.streaming = True
+                    return [TextDelta(text)]
+            case ThreadItemAddedEvent(item=AssistantMessageItem()) if self.answers and self.streaming:
+                return [TextDelta("\n\n")]  # Answer.text joins several messages the same way
+            case ThreadItemDoneEvent(item=AssistantMessageItem() as answer):
+                self.answers.append(answer)
+            case ErrorEvent(message=message):
+                self.failure = self.failure or message or INTERNAL_ERROR
+        return []
+
+    def finish(self, *, from_language_model: bool) -> Answer | AskFailed:
+        if self.failure is not None or not self.answers:
+            return AskFailed(self.failure or NO_ANSWER)
+        last = self.answers[-1]
+        return Answer(
+            text="\n\n".join(text for text in map(_text, self.answers) if text),
+            sources=annotated_sources(last),
+            answer_id=last.id,
+            thread_id=self.thread_id or last.thread_id,
+            from_language_model=from_language_model,
+        )
 
 
 class _TrappedRun:

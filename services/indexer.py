@@ -2,8 +2,8 @@
 
 `Indexer.index()` runs an incremental (or, with `full=True`, a blue/green) run of the
 pipeline in `services.indexing.pipeline`; `start_background()` does the same in a task for
-chat commands. Progress is reported through a throttled callback that never slows the
-pipeline (it runs in its own task).
+chat commands, which know it only as a `Reindexer` (services.indexing.contract). Progress is
+reported through a throttled callback that never slows the pipeline (it runs in its own task).
 """
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from configs.config import Settings
 from data.embeddings import Embedder
 from data.vector_store import VectorStore
 from services.indexing.contract import (
+    DoneCallback,
     IndexAlreadyRunning,
     IndexFailure,
     IndexProgress,
@@ -26,10 +27,12 @@ from services.indexing.contract import (
     IndexRunFailed,
     IndexRunLog,
     ProgressCallback,
+    Reindexer,
 )
 from services.indexing.pipeline import IndexRun
 
 __all__ = [
+    "DoneCallback",
     "IndexAlreadyRunning",
     "IndexFailure",
     "IndexProgress",
@@ -38,11 +41,10 @@ __all__ = [
     "IndexRunLog",
     "Indexer",
     "ProgressCallback",
+    "Reindexer",
 ]
 
 log = logging.getLogger(__name__)
-
-DoneCallback = Callable[[IndexResult | BaseException], Awaitable[None]]
 
 
 class _ProgressReporter:
@@ -83,20 +85,25 @@ class _ProgressReporter:
             if self._interval:
                 await asyncio.sleep(self._interval)
 
+    def stop(self) -> None:
+        """Stop the loop without a final call."""
+        if self._task is not None:
+            self._task.cancel()
+
     async def finish(self) -> None:
         """Stop the loop and make the final call with the last state."""
         if self._task is None:
             return
-        self._task.cancel()
-        try:
-            await self._task
-        except asyncio.CancelledError:
-            if (current := asyncio.current_task()) is not None and current.cancelling():
-                raise
+        self.stop()
+        # Waits without taking on the loop's CancelledError, so only a cancellation of the run itself
+        # propagates. (`current_task().cancelling()` cannot tell them apart on Python 3.11: a TaskGroup
+        # whose child failed leaves a cancel request on its parent, so a failed run ended in
+        # CancelledError instead of IndexRunFailed.)
+        await asyncio.wait([self._task])
         await self._call()
 
 
-class Indexer:
+class Indexer(Reindexer):
     """Indexes files into the vector store; one run at a time (a second one is refused)."""
 
     def __init__(
@@ -208,9 +215,12 @@ class Indexer:
             result = await run.execute()
         except IndexRunFailed as exc:
             await self._record(exc.result)
-            raise
-        finally:
             await reporter.finish()
+            raise
+        except BaseException:  # cancelled: the run is going away, nothing more to report
+            reporter.stop()
+            raise
+        await reporter.finish()
         await self._record(result)
         return result
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from configs.config import Settings
 from data.database import Database
 from data.embeddings import Embedder, make_embedder
-from data.vector_store import WeaviateVectorStore
+from data.vector_store import VectorStore, WeaviateVectorStore
 from services.chatkit_service import ChatService, create_chat_service
 from services.indexer import Indexer
 from services.rag import Retriever
@@ -23,7 +23,7 @@ class Runtime:
     """Everything a command or an adapter needs, opened together and closed together."""
 
     settings: Settings
-    store: WeaviateVectorStore
+    store: VectorStore
     embedder: Embedder
     database: Database
     retriever: Retriever
@@ -40,13 +40,14 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     """Connect (or start the embedded Weaviate), open the database, and wire the services."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     async with AsyncExitStack() as stack:
-        store = WeaviateVectorStore(settings)
+        store: VectorStore = WeaviateVectorStore(settings)
         await store.connect()
         stack.push_async_callback(store.close)
         database = Database(settings.database_dsn)
         await database.create()
         stack.push_async_callback(database.dispose)
         embedder = make_embedder(settings)
+        stack.push_async_callback(embedder.aclose)
         retriever = Retriever(settings, store, embedder)
         indexer = Indexer(settings, store, embedder, run_log=database.index_runs)
         chat = await create_chat_service(settings, retriever, database)

@@ -204,55 +204,15 @@ def excerpt(text: str, terms: set[str], limit: int = _EXCERPT_CHARS) -> str:
 
 def stream_events(response_id: str, item: TResponseOutputItem) -> list[TResponseStreamEvent]:
     """The Responses API event sequence for one output item, as OpenAI would stream it."""
-    events: list[Any] = []
     base = _response(response_id, [], "in_progress")
-    events.append(ResponseCreatedEvent(type="response.created", response=base, sequence_number=0))
-    events.append(ResponseInProgressEvent(type="response.in_progress", response=base, sequence_number=0))
+    events: list[Any] = [
+        ResponseCreatedEvent(type="response.created", response=base, sequence_number=0),
+        ResponseInProgressEvent(type="response.in_progress", response=base, sequence_number=0),
+    ]
     if isinstance(item, ResponseFunctionToolCall):
-        item_id = item.id or item.call_id
-        events.append(_added(item.model_copy(update={"arguments": "", "status": "in_progress"})))
-        events.append(
-            ResponseFunctionCallArgumentsDeltaEvent(
-                type="response.function_call_arguments.delta",
-                item_id=item_id,
-                output_index=0,
-                delta=item.arguments,
-                sequence_number=0,
-            )
-        )
-        events.append(
-            ResponseFunctionCallArgumentsDoneEvent.model_validate(
-                {
-                    "type": "response.function_call_arguments.done",
-                    "item_id": item_id,
-                    "output_index": 0,
-                    "arguments": item.arguments,
-                    "name": item.name,
-                    "sequence_number": 0,
-                }
-            )
-        )
+        events += _function_call_events(item)
     elif isinstance(item, ResponseOutputMessage):
-        text = cast(ResponseOutputText, item.content[0]).text
-        events.append(_added(item.model_copy(update={"content": [], "status": "in_progress"})))
-        where: dict[str, Any] = {
-            "item_id": item.id,
-            "output_index": 0,
-            "content_index": 0,
-            "sequence_number": 0,
-        }
-        empty = ResponseOutputText(type="output_text", text="", annotations=[], logprobs=[])
-        events.append(ResponseContentPartAddedEvent(type="response.content_part.added", part=empty, **where))
-        for piece in _pieces(text):
-            events.append(
-                ResponseTextDeltaEvent(type="response.output_text.delta", delta=piece, logprobs=[], **where)
-            )
-        events.append(
-            ResponseTextDoneEvent(type="response.output_text.done", text=text, logprobs=[], **where)
-        )
-        events.append(
-            ResponseContentPartDoneEvent(type="response.content_part.done", part=item.content[0], **where)
-        )
+        events += _message_events(item)
     events.append(
         ResponseOutputItemDoneEvent(
             type="response.output_item.done", item=item, output_index=0, sequence_number=0
@@ -266,6 +226,53 @@ def stream_events(response_id: str, item: TResponseOutputItem) -> list[TResponse
     for number, event in enumerate(events):
         event.sequence_number = number
     return cast(list[TResponseStreamEvent], events)
+
+
+def _function_call_events(call: ResponseFunctionToolCall) -> list[Any]:
+    """The call appears with empty arguments, which then arrive whole in one delta."""
+    item_id = call.id or call.call_id
+    return [
+        _added(call.model_copy(update={"arguments": "", "status": "in_progress"})),
+        ResponseFunctionCallArgumentsDeltaEvent(
+            type="response.function_call_arguments.delta",
+            item_id=item_id,
+            output_index=0,
+            delta=call.arguments,
+            sequence_number=0,
+        ),
+        ResponseFunctionCallArgumentsDoneEvent.model_validate(
+            {
+                "type": "response.function_call_arguments.done",
+                "item_id": item_id,
+                "output_index": 0,
+                "arguments": call.arguments,
+                "name": call.name,
+                "sequence_number": 0,
+            }
+        ),
+    ]
+
+
+def _message_events(message: ResponseOutputMessage) -> list[Any]:
+    """The message appears empty, then its one text part opens, streams by `_pieces` and closes."""
+    text = cast(ResponseOutputText, message.content[0]).text
+    where: dict[str, Any] = {
+        "item_id": message.id,
+        "output_index": 0,
+        "content_index": 0,
+        "sequence_number": 0,
+    }
+    empty = ResponseOutputText(type="output_text", text="", annotations=[], logprobs=[])
+    return [
+        _added(message.model_copy(update={"content": [], "status": "in_progress"})),
+        ResponseContentPartAddedEvent(type="response.content_part.added", part=empty, **where),
+        *(
+            ResponseTextDeltaEvent(type="response.output_text.delta", delta=piece, logprobs=[], **where)
+            for piece in _pieces(text)
+        ),
+        ResponseTextDoneEvent(type="response.output_text.done", text=text, logprobs=[], **where),
+        ResponseContentPartDoneEvent(type="response.content_part.done", part=message.content[0], **where),
+    ]
 
 
 def _added(item: TResponseOutputItem) -> ResponseOutputItemAddedEvent:

@@ -9,14 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import pytest
-from conftest import _clear_settings_env
-
-from configs.config import Settings
 
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"
 DOCS = CORPUS / "docs"  # clean documents: md, rst, html, txt (+ the PDF written by build_corpus)
@@ -77,16 +70,3 @@ def build_corpus(dest: Path) -> Path:
     shutil.copytree(DOCS, dest, dirs_exist_ok=True)
     write_release_notes_pdf(dest / PDF_NAME)
     return dest
-
-
-@pytest.fixture(name="offline_settings")
-def offline_settings_fixture(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., Settings]:
-    """Like conftest's `make_settings` (isolated from env/.env) but without starting Weaviate,
-    for tests of parts that never touch the store (loader, chunking, embedders)."""
-    _clear_settings_env(monkeypatch)
-
-    def make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {"data_dir": tmp_path, **overrides}
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
-
-    return make

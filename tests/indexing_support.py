@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from counting_embedder import CountingEmbedder
 from docs_corpus import LARGE
 
 from configs.config import Settings
@@ -19,32 +20,6 @@ from services.indexing.chunking import chunk_document
 from services.indexing.loader import ParsedDocument, parse_document
 
 BROKEN_FILES = {"empty.md": "empty file", "binary-data.txt": "binary data", "corrupt.pdf": "PDF"}
-
-
-class EmbedderOutage(Exception):
-    """What the failing embedder raises."""
-
-
-class CountingEmbedder:
-    """The real embedder, counting texts and calls; raises `EmbedderOutage` from call `fail_on_call`."""
-
-    def __init__(self, inner: LocalOnnxEmbedder, *, fail_on_call: int | None = None) -> None:
-        self.inner = inner
-        self.model_id = inner.model_id
-        self.dimension = inner.dimension
-        self.fail_on_call = fail_on_call
-        self.calls = 0
-        self.texts = 0
-
-    async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
-        self.calls += 1
-        if self.fail_on_call is not None and self.calls >= self.fail_on_call:
-            raise EmbedderOutage(f"embedding provider unavailable (call {self.calls})")
-        self.texts += len(texts)
-        return await self.inner.embed_documents(texts)
-
-    async def embed_query(self, text: str) -> list[float]:
-        return await self.inner.embed_query(text)
 
 
 def add_large(corpus: Path) -> None:

@@ -1,27 +1,27 @@
 """Runs the real `SlackBot` (Bolt `AsyncApp`) over real sockets against `FakeSlack`.
 
-`ScriptedAsk` is a small implementation of our own `AskService` contract that answers from a
-script, so the adapter's behaviour is tested without Weaviate or a model; the end-to-end tests
-use the real `ChatService`.
+Answers come from the scripted `AskService` of tests/scripted_ask.py, so the adapter's behaviour
+is tested without Weaviate or a model; the end-to-end tests use the real `ChatService`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pytest
+import scripted_ask
 from aiohttp import web
 from fake_slack import FakeSlack, SlackSender
 
 from configs.config import Settings
 from data.embeddings import Embedder
 from data.vector_store import WeaviateVectorStore
-from services.chat.contract import Answer, AskEvent, AskFailed, Source, Status, TextDelta
+from services.chat.contract import Answer, AskEvent, Source, Status, TextDelta
 from services.indexer import Indexer
 from services.slack.bot import ClaimEvent, SlackBot
 
@@ -52,36 +52,13 @@ def answer_script(
     ]
 
 
-@dataclass
-class ScriptedAsk:
-    """An `AskService` that replays a script per question and records what the adapter asked."""
+def you_asked(conversation_key: str, text: str) -> list[AskEvent]:
+    """The Slack tests' default script: the question echoed in markdown, citing `SOURCES`."""
+    return answer_script(f"You asked: **{text}**. See [1] and [2].")
 
-    script: Callable[[str, str], list[AskEvent] | Exception] = field(
-        default=lambda key, text: answer_script(f"You asked: **{text}**. See [1] and [2].")
-    )
-    delay: float = 0.01  # between events, like a model streaming
-    asks: list[tuple[str, str, str | None]] = field(default_factory=list)
-    conversations: set[str] = field(default_factory=set)
-    feedback: list[tuple[str, bool, str | None]] = field(default_factory=list)
 
-    async def ask(
-        self, conversation_key: str, text: str, *, user_id: str | None = None
-    ) -> AsyncIterator[AskEvent]:
-        self.asks.append((conversation_key, text, user_id))
-        script = self.script(conversation_key, text)
-        if isinstance(script, Exception):
-            raise script
-        for event in script:
-            await asyncio.sleep(self.delay)
-            if isinstance(event, Answer | AskFailed):
-                self.conversations.add(conversation_key)
-            yield event
-
-    async def has_conversation(self, conversation_key: str) -> bool:
-        return conversation_key in self.conversations
-
-    async def record_feedback(self, answer_id: str, *, positive: bool, user_id: str | None = None) -> None:
-        self.feedback.append((answer_id, positive, user_id))
+# The one scripted AskService, answering with `you_asked` by default, at a streaming model's pace.
+ScriptedAsk = partial(scripted_ask.ScriptedAsk, script=you_asked, delay=0.01)
 
 
 class MemoryClaims:
@@ -99,9 +76,9 @@ class MemoryClaims:
 
 
 @pytest.fixture(name="indexer")
-def indexer_fixture(make_settings: Callable[..., Settings], embedder: Embedder) -> Indexer:
-    """A real Indexer, never started: the tests that use it are about answering, not /reindex."""
-    settings = make_settings()
+def indexer_fixture(make_plain_settings: Callable[..., Settings], embedder: Embedder) -> Indexer:
+    """A real Indexer, never started (no Weaviate behind it): these tests are about answering."""
+    settings = make_plain_settings()
     return Indexer(settings, WeaviateVectorStore(settings), embedder)
 
 

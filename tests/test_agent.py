@@ -30,7 +30,8 @@ from test_rag import indexed_store  # noqa: F401 (the `store` fixture)
 from configs.config import Settings
 from data.database import Database
 from data.embeddings import Embedder
-from data.vector_store import StoreUnavailable, WeaviateVectorStore
+from data.errors import StoreUnavailable
+from data.vector_store import WeaviateVectorStore
 from data.weaviate_server import free_port
 from services.chat.store import RequestContext, SqlStore
 from services.rag import Retriever
@@ -146,10 +147,10 @@ def test_follow_up_query_keeps_full_questions_alone() -> None:
 
 
 async def test_store_failure_reaches_the_caller_with_its_message(
-    make_settings: MakeSettings, embedder: Embedder
+    make_plain_settings: MakeSettings, embedder: Embedder
 ) -> None:
     port = free_port()
-    settings = make_settings(
+    settings = make_plain_settings(
         weaviate_url=f"http://127.0.0.1:{port}", weaviate_grpc_url=f"127.0.0.1:{free_port()}"
     )
     store = WeaviateVectorStore(settings)
@@ -301,14 +302,14 @@ async def test_passages_keep_continuous_numbers_across_searches(
     assert f"[{billing}] " in second
 
 
-def test_tracing_is_off_unless_enabled(make_settings: MakeSettings) -> None:
+def test_tracing_is_off_unless_enabled(make_plain_settings: MakeSettings) -> None:
     from agents.tracing import get_trace_provider
 
-    settings = make_settings()
+    settings = make_plain_settings()
     build_model(settings)
     assert build_run_config(settings).tracing_disabled is True
     assert get_trace_provider()._disabled is True  # type: ignore[attr-defined]
-    assert build_run_config(make_settings(openai_tracing=True)).tracing_disabled is False
+    assert build_run_config(make_plain_settings(openai_tracing=True)).tracing_disabled is False
 
 
 async def test_offline_answer_streams_through_chatkit(

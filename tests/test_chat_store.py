@@ -23,6 +23,7 @@ from chatkit.types import (
     UserMessageItem,
     UserMessageTextContent,
 )
+from database_support import votes_on
 from sqlalchemy import event, text
 
 from data.database import Database
@@ -299,7 +300,7 @@ async def test_conversation_link_first_writer_wins(database: Database) -> None:
 async def test_feedback_is_stored(database: Database) -> None:
     await database.add_feedback("msg_1", positive=True, user_id="u1", thread_id="thr_1")
     await database.add_feedback("msg_1", positive=False, user_id=None)
-    rows = await database.feedback_for("msg_1")
+    rows = await votes_on(database, "msg_1")
     assert [(r.positive, r.user_id, r.thread_id) for r in rows] == [
         (True, "u1", "thr_1"),
         (False, None, None),

@@ -19,20 +19,22 @@ from agents.exceptions import UserError
 from agents.models.fake_id import FAKE_RESPONSES_ID
 from chatkit.server import NonStreamingResult, StreamingResult
 from chatkit.types import AssistantMessageItem, ThreadItem, UserMessageItem
+from database_support import votes_on
 from fake_openai_server import ErrorReply, FakeOpenAIServer, docs_responder
 from test_rag import index_chunks
 
 from configs.config import Settings
 from data.database import Database
 from data.embeddings import Embedder
+from data.errors import StoreUnavailable
 from data.records import Chunk, Passage
-from data.vector_store import StoreUnavailable, WeaviateVectorStore
+from data.vector_store import WeaviateVectorStore
 from data.weaviate_server import free_port
 from services.chat.citations import cited_sources
 from services.chat.contract import Answer, AskEvent, AskFailed, Status, TextDelta
-from services.chat.failures import describe_failure
 from services.chat.store import RequestContext
 from services.chatkit_service import STATUS_TEXT, ChatService, create_chat_service
+from services.errors import describe_failure
 from services.rag import Retriever
 
 MakeSettings = Callable[..., Settings]
@@ -243,10 +245,10 @@ async def test_language_model_errors_end_in_ask_failed(
 
 
 async def test_unreachable_vector_store_ends_in_ask_failed(
-    make_settings: MakeSettings, embedder: Embedder, tmp_path: Path
+    make_plain_settings: MakeSettings, embedder: Embedder, tmp_path: Path
 ) -> None:
     closed_http, closed_grpc = free_port(), free_port()
-    settings = make_settings(
+    settings = make_plain_settings(
         weaviate_url=f"http://127.0.0.1:{closed_http}", weaviate_grpc_url=f"http://127.0.0.1:{closed_grpc}"
     )
     store = WeaviateVectorStore(settings)
@@ -293,7 +295,7 @@ async def test_feedback_is_stored_from_adapters_and_chatkit(
         }
         result = await service.server.process(json.dumps(request), {"user_id": "U2"})
         assert isinstance(result, NonStreamingResult)
-        rows = await service.database.feedback_for(answer.answer_id)
+        rows = await votes_on(service.database, answer.answer_id)
     assert [(r.positive, r.user_id, r.thread_id) for r in rows] == [
         (True, "U1", answer.thread_id),
         (False, "U2", answer.thread_id),
@@ -392,8 +394,8 @@ def test_sources_are_the_cited_passages_or_all_when_none_is_cited() -> None:
     assert cited_sources("Nothing found [1].", []) == []
 
 
-def test_failures_are_described_through_wrapping_exceptions(make_settings: MakeSettings) -> None:
-    settings = make_settings()
+def test_failures_are_described_through_wrapping_exceptions(make_plain_settings: MakeSettings) -> None:
+    settings = make_plain_settings()
     try:
         try:
             raise StoreUnavailable("Cannot reach Weaviate at http://127.0.0.1:1")

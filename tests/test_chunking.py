@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from docs_corpus import LARGE, build_corpus, offline_settings_fixture  # noqa: F401 (fixture)
+from docs_corpus import LARGE, build_corpus
 
 from configs.config import Settings
 from data.records import Chunk
@@ -119,8 +119,8 @@ def _corpus_chunks(tmp_path: Path, settings: Settings) -> dict[str, list[Chunk]]
     return out
 
 
-def test_corpus_chunks_carry_context(tmp_path: Path, offline_settings: MakeSettings) -> None:
-    settings = offline_settings(chunk_size=400, chunk_overlap=80)
+def test_corpus_chunks_carry_context(tmp_path: Path, make_plain_settings: MakeSettings) -> None:
+    settings = make_plain_settings(chunk_size=400, chunk_overlap=80)
     by_file = _corpus_chunks(tmp_path, settings)
     assert set(by_file) == {
         "cli-reference.md",
@@ -151,8 +151,8 @@ def test_corpus_chunks_carry_context(tmp_path: Path, offline_settings: MakeSetti
     assert {c.heading_path for c in pdf} == {"Page 1", "Page 2"}
 
 
-def test_every_sentence_survives_chunking(tmp_path: Path, offline_settings: MakeSettings) -> None:
-    settings = offline_settings(chunk_size=300, chunk_overlap=60)
+def test_every_sentence_survives_chunking(tmp_path: Path, make_plain_settings: MakeSettings) -> None:
+    settings = make_plain_settings(chunk_size=300, chunk_overlap=60)
     corpus = build_corpus(tmp_path / "docs")
     for path in sorted(corpus.iterdir()):
         doc = parse_document(path)
@@ -163,13 +163,13 @@ def test_every_sentence_survives_chunking(tmp_path: Path, offline_settings: Make
                 assert word in joined, (path.name, word)
 
 
-def test_embed_text_without_headings(tmp_path: Path, offline_settings: MakeSettings) -> None:
-    by_file = _corpus_chunks(tmp_path, offline_settings(embed_heading_path=False))
+def test_embed_text_without_headings(tmp_path: Path, make_plain_settings: MakeSettings) -> None:
+    by_file = _corpus_chunks(tmp_path, make_plain_settings(embed_heading_path=False))
     assert all(c.embed_text == c.text for chunks in by_file.values() for c in chunks)
 
 
-def test_large_file_default_settings(offline_settings: MakeSettings) -> None:
-    settings = offline_settings()
+def test_large_file_default_settings(make_plain_settings: MakeSettings) -> None:
+    settings = make_plain_settings()
     doc = parse_document(LARGE)
     assert isinstance(doc, ParsedDocument)
     chunks = chunk_document(doc, settings)

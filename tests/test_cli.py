@@ -1,38 +1,57 @@
 """The command line end to end: index, search (stdin JSON lines), ask --json, status --json.
 
-Commands run in-process through Typer's runner against the session's real Weaviate and the real
-embedder; settings come from environment variables exactly as a user would set them.
+Commands run in-process through Typer's runner against the session's real Weaviate (`cli_env`;
+`plain_cli_env` has none behind it) and the real embedder; settings come from environment
+variables exactly as a user would set them.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from docs_corpus import BROKEN, build_corpus
 from typer.testing import CliRunner
 
-from configs.config import Settings
+from configs.config import PROJECT_ROOT, Settings
 from data.weaviate_server import EmbeddedWeaviate
 from main import cli
 
+MakeSettings = Callable[..., Settings]
+
 
 @pytest.fixture
-def cli_env(
-    tmp_path: Path, weaviate_server: EmbeddedWeaviate, make_settings: object, monkeypatch: pytest.MonkeyPatch
+def plain_cli_env(
+    tmp_path: Path, make_plain_settings: MakeSettings, monkeypatch: pytest.MonkeyPatch
 ) -> dict[str, str]:
-    """Environment for the CLI: the test corpus plus one broken file, the session Weaviate."""
+    """Environment for the CLI: the test corpus plus one broken file, and no Weaviate behind it."""
     docs = tmp_path / "docs"
     build_corpus(docs)
     (docs / "empty.md").write_bytes((BROKEN / "empty.md").read_bytes())
     monkeypatch.chdir(tmp_path)  # no stray .env
+    plain = make_plain_settings()  # (its fixture also clears the caller's settings variables)
     env = {
         "DATA_DIR": str(tmp_path / "data"),
         "DOCS_PATHS": str(docs),
+        "WEAVIATE_URL": str(plain.weaviate_url),
+        "WEAVIATE_COLLECTION": "Cli" + tmp_path.name.replace("_", "").replace("-", "")[-12:],
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+@pytest.fixture
+def cli_env(
+    plain_cli_env: dict[str, str], weaviate_server: EmbeddedWeaviate, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """`plain_cli_env` pointed at the session Weaviate."""
+    env = {
+        **plain_cli_env,
         "WEAVIATE_URL": weaviate_server.url,
         "WEAVIATE_GRPC_URL": weaviate_server.grpc_url,
-        "WEAVIATE_COLLECTION": "Cli" + tmp_path.name.replace("_", "").replace("-", "")[-12:],
     }
     if weaviate_server.api_key is not None:
         env["WEAVIATE_API_KEY"] = weaviate_server.api_key.get_secret_value()
@@ -94,17 +113,16 @@ def test_index_of_a_folder_without_documents_says_so(cli_env: dict[str, str], tm
     assert "no supported documents" in out.lower() or "empty" in out.lower(), out
 
 
-def test_store_down_is_one_clear_line(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WEAVIATE_URL", "http://127.0.0.1:9")
-    monkeypatch.setenv("WEAVIATE_GRPC_URL", "127.0.0.1:10")
+def test_store_down_is_one_clear_line(plain_cli_env: dict[str, str]) -> None:
     result = CliRunner().invoke(cli, ["search", "anything"])
     assert result.exit_code == 1
-    assert "127.0.0.1:9" in result.output and "Traceback" not in result.output
+    assert plain_cli_env["WEAVIATE_URL"] in result.output and "Traceback" not in result.output
 
 
-def test_settings_fixture_is_isolated(settings: Settings) -> None:
-    """Guard: the env-var based CLI tests must not leak into fixture-built settings."""
-    assert settings.docs_paths != [] and settings.weaviate_collection.startswith("T")
+def test_settings_fixture_is_isolated(plain_settings: Settings) -> None:
+    """Guard: the variables the CLI tests above set must not leak into later fixture-built settings."""
+    assert plain_settings.docs_paths == [str(PROJECT_ROOT / "docs")]  # the default, not DOCS_PATHS
+    assert plain_settings.weaviate_collection.startswith("T")
 
 
 def test_console_chat_keeps_the_conversation(cli_env: dict[str, str]) -> None:

@@ -32,8 +32,8 @@ def chat() -> ScriptedAsk:
 
 
 @pytest.fixture
-def simcord_bot(make_settings, chat: ScriptedAsk) -> discord.Client:
-    settings = make_settings(discord_token="simcord-token")
+def simcord_bot(make_plain_settings, chat: ScriptedAsk) -> discord.Client:
+    settings = make_plain_settings(discord_token="simcord-token")
     return DiscordBot(settings, chat, UnusedIndexer()).client  # type: ignore[arg-type]
 
 
@@ -229,13 +229,13 @@ async def test_slash_ask_answers_in_the_channel(simcord_env, chat: ScriptedAsk) 
 
 
 async def test_commands_sync_to_the_configured_guilds_at_start_up(
-    simcord_env, make_settings, chat: ScriptedAsk
+    simcord_env, make_plain_settings, chat: ScriptedAsk
 ) -> None:
     guild = simcord_env.create_guild(id=1300000000000000001)
     channel = guild.create_text_channel("general")
     alice = guild.add_member(simcord_env.create_user("alice"))
     not_joined = 1300000000000000002  # the bot is not in this one: its sync fails, the rest works
-    settings = make_settings(discord_token="simcord-token", discord_guild_ids=[not_joined, guild.id])
+    settings = make_plain_settings(discord_token="simcord-token", discord_guild_ids=[not_joined, guild.id])
     await simcord_env.restart_bot(DiscordBot(settings, chat, UnusedIndexer()).client)  # type: ignore[arg-type]
 
     syncs = [r.path for r in simcord_env.http_requests if r.method == "PUT" and r.path.endswith("/commands")]
@@ -301,13 +301,13 @@ async def test_a_failing_feedback_store_is_reported_to_the_clicker(simcord_env, 
 
 
 async def test_feedback_buttons_still_work_after_a_restart(
-    simcord_env, make_settings, chat: ScriptedAsk
+    simcord_env, make_plain_settings, chat: ScriptedAsk
 ) -> None:
     _, channel, alice = general_channel(simcord_env)
     await alice.send(channel, f"{simcord_env.bot.user.mention} how do I install it?")
     [thread] = channel.threads
     after_restart = ScriptedAsk()
-    settings = make_settings(discord_token="simcord-token")
+    settings = make_plain_settings(discord_token="simcord-token")
     await simcord_env.restart_bot(DiscordBot(settings, after_restart, UnusedIndexer()).client)  # type: ignore[arg-type]
 
     result = await alice.click(bot_messages(thread)[-1], custom_id=FEEDBACK_UP)

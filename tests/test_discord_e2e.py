@@ -53,9 +53,9 @@ async def engine(embedder) -> AsyncIterator[Callable[[Settings], ChatService]]:
         await database.dispose()
 
 
-async def test_store_down_ends_in_an_error_message(make_settings, engine, embedder) -> None:
+async def test_store_down_ends_in_an_error_message(make_plain_settings, engine, embedder) -> None:
     port, grpc_port = closed_ports(2)
-    settings = make_settings(
+    settings = make_plain_settings(
         discord_token="simcord-token",
         weaviate_url=f"http://127.0.0.1:{port}",
         weaviate_grpc_url=f"127.0.0.1:{grpc_port}",

@@ -13,6 +13,7 @@ from pathlib import Path
 import discord
 import pytest
 import simcord
+from counting_embedder import CountingEmbedder
 from scripted_ask import ScriptedAsk
 from simcord_support import general_channel
 
@@ -151,3 +152,23 @@ async def test_admin_roles_replace_manage_server_when_set(simcord_env, make_bot)
     assert refused.response.content == "⛔ Only members with an admin role can reindex the docs."
     assert allowed.response is not None
     assert allowed.response.content == "No indexing is running."
+
+
+async def test_a_failed_run_reports_why_and_what_still_serves(
+    simcord_env, store: WeaviateVectorStore, embedder
+) -> None:
+    failing = Indexer(store.settings, store, CountingEmbedder(embedder, fail_on_call=1))
+    settings = store.settings.model_copy(update={"discord_token": "simcord-token"})
+    await simcord_env.restart_bot(DiscordBot(settings, ScriptedAsk(), failing).client)
+    guild = simcord_env.create_guild()
+    channel = guild.create_text_channel("general")
+    admin = guild.add_member(simcord_env.create_user("admin"), roles=[manager_role(guild)])
+
+    result = await admin.slash(channel, "reindex", mode="full")
+
+    report = result.followups[-1]
+    assert report.ephemeral
+    assert report.content.startswith("❌ Indexing stopped while")
+    assert "EmbedderOutage: embedding provider unavailable" in report.content
+    assert "FAILED" in report.content  # the partial counts follow the reason
+    assert not failing.running

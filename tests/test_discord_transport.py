@@ -44,14 +44,14 @@ async def wait_for_components(fake: FakeDiscord, path: str) -> list[dict[str, An
 
 @contextlib.asynccontextmanager
 async def connected_bot(
-    make_settings: Any, embedder: Any, monkeypatch: pytest.MonkeyPatch
+    make_plain_settings: Any, embedder: Any, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[FakeDiscord, ScriptedAsk]]:
     """The unmodified bot logged in to a fresh FakeDiscord, past READY and the command sync."""
     fake = FakeDiscord()
     await fake.start()
     monkeypatch.setattr(discord.http.Route, "BASE", fake.api_base)
     monkeypatch.setattr(DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(fake.gateway_url))
-    settings: Settings = make_settings(discord_token="smoke-test-token")
+    settings: Settings = make_plain_settings(discord_token="smoke-test-token")
     chat = ScriptedAsk()
     bot = DiscordBot(settings, chat, Indexer(settings, WeaviateVectorStore(settings), embedder))
     running = asyncio.create_task(bot.start())
@@ -67,9 +67,9 @@ async def connected_bot(
 
 
 async def test_mention_over_the_wire_gets_an_answer_in_a_thread(
-    make_settings, embedder, monkeypatch: pytest.MonkeyPatch
+    make_plain_settings, embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with connected_bot(make_settings, embedder, monkeypatch) as (fake, chat):
+    async with connected_bot(make_plain_settings, embedder, monkeypatch) as (fake, chat):
         assert fake.identify is not None
         assert fake.identify["token"] == "smoke-test-token"
         assert fake.identify["intents"] & MESSAGE_CONTENT_INTENT
@@ -125,10 +125,10 @@ async def test_mention_over_the_wire_gets_an_answer_in_a_thread(
 
 
 async def test_mentioning_the_bots_role_is_a_mention(
-    make_settings, embedder, monkeypatch: pytest.MonkeyPatch
+    make_plain_settings, embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Discord's autocomplete offers the bot's managed role next to the bot; both must work."""
-    async with connected_bot(make_settings, embedder, monkeypatch) as (fake, chat):
+    async with connected_bot(make_plain_settings, embedder, monkeypatch) as (fake, chat):
         human = fake.member(fake.human_id, "alice")
         author = human.pop("user")
         other_role = fake.message_payload(

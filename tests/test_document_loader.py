@@ -16,10 +16,7 @@ from services.indexing.loader import (
     ParsedDocument,
     discover,
     discover_files,
-    file_hash,
     hash_file,
-    load_document,
-    load_documents,
     parse_document,
 )
 
@@ -313,13 +310,10 @@ async def test_bad_files_do_not_stop_the_others(corpus: Path) -> None:
     for name in ("empty.md", "binary-data.txt", "corrupt.pdf", "legacy-notes.txt"):
         shutil.copy(BROKEN / name, corpus / name)
     found = await discover([corpus])
-    results = await load_documents(found.files)
+    results = [parse_document(path) for path in found.files]
     failures = {Path(r.path).name for r in results if isinstance(r, LoadFailure)}
     parsed = {Path(r.source).name for r in results if isinstance(r, ParsedDocument)}
     assert failures == {"empty.md", "binary-data.txt", "corrupt.pdf"}
     assert parsed == {p.name for p in DOCS.iterdir()} | {PDF_NAME, "legacy-notes.txt"}
-    single = await load_document(corpus / "faq.txt")
-    assert isinstance(single, ParsedDocument)
-    assert await file_hash(corpus / "faq.txt") == single.content_hash
-    missing = await file_hash(corpus / "nope.txt")
-    assert isinstance(missing, LoadFailure) and "disappeared" in missing.reason
+    assert hash_file(corpus / "faq.txt") == _parsed(corpus / "faq.txt").content_hash
+    assert "disappeared" in _failure(corpus / "nope.txt").reason

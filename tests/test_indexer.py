@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from counting_embedder import CountingEmbedder, EmbedderOutage
 from docs_corpus import BROKEN, build_corpus
 from indexing_support import (
     BROKEN_FILES,
-    CountingEmbedder,
-    EmbedderOutage,
     OverlapProbe,
     add_large,
     expected_chunks,

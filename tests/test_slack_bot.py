@@ -69,9 +69,9 @@ async def settle(seconds: float = 0.6) -> None:
     await asyncio.sleep(seconds)
 
 
-async def test_mention_gets_a_threaded_streamed_answer_with_sources(make_settings, indexer) -> None:
+async def test_mention_gets_a_threaded_streamed_answer_with_sources(make_plain_settings, indexer) -> None:
     chat = ScriptedAsk()
-    async with running_bot(make_settings, chat, indexer) as h:
+    async with running_bot(make_plain_settings, chat, indexer) as h:
         sent = time.monotonic()
         status, _ = await h.sender.event(event_body(mention("100.1")))
         acked = time.monotonic() - sent
@@ -103,9 +103,11 @@ async def test_mention_gets_a_threaded_streamed_answer_with_sources(make_setting
         assert own_measure < 3.0
 
 
-async def test_followup_in_thread_without_mention_and_mention_copy_ignored(make_settings, indexer) -> None:
+async def test_followup_in_thread_without_mention_and_mention_copy_ignored(
+    make_plain_settings, indexer
+) -> None:
     chat = ScriptedAsk()
-    async with running_bot(make_settings, chat, indexer) as h:
+    async with running_bot(make_plain_settings, chat, indexer) as h:
         await h.sender.event(event_body(mention("200.1")))
         # The channel copy of the same mention must not be answered a second time.
         await h.sender.event(event_body(message("200.1", f"<@{BOT_USER_ID}> how do I install it?")))
@@ -124,9 +126,9 @@ async def test_followup_in_thread_without_mention_and_mention_copy_ignored(make_
         assert stream_text(h.fake.streams("200.1")[1]).startswith("You asked: **and on Windows?**")
 
 
-async def test_direct_message_is_answered_in_its_thread(make_settings, indexer) -> None:
+async def test_direct_message_is_answered_in_its_thread(make_plain_settings, indexer) -> None:
     chat = ScriptedAsk()
-    async with running_bot(make_settings, chat, indexer) as h:
+    async with running_bot(make_plain_settings, chat, indexer) as h:
         dm = {**message("500.1", "where are the backups?"), "channel": "D0DM", "channel_type": "im"}
         await h.sender.event(event_body(dm))
         await wait_answered(h.fake, "500.1")
@@ -134,9 +136,9 @@ async def test_direct_message_is_answered_in_its_thread(make_settings, indexer) 
         assert h.fake.streams("500.1")[0][0].args["channel"] == "D0DM"
 
 
-async def test_own_bot_edited_and_subtype_messages_are_ignored(make_settings, indexer) -> None:
+async def test_own_bot_edited_and_subtype_messages_are_ignored(make_plain_settings, indexer) -> None:
     chat = ScriptedAsk()
-    async with running_bot(make_settings, chat, indexer) as h:
+    async with running_bot(make_plain_settings, chat, indexer) as h:
         dm = {"channel": "D0DM", "channel_type": "im"}
         ignored = [
             {**message("600.1", "my own answer"), **dm, "user": BOT_USER_ID},
@@ -151,7 +153,7 @@ async def test_own_bot_edited_and_subtype_messages_are_ignored(make_settings, in
         assert chat.asks == []
         assert h.fake.calls_to("chat.startStream", "chat.postMessage") == []
 
-    async with running_bot(make_settings, chat, indexer, slack_answer_bots=True) as h:
+    async with running_bot(make_plain_settings, chat, indexer, slack_answer_bots=True) as h:
         other_bot = {
             **message("700.1", "status report?"),
             **dm,
@@ -163,9 +165,9 @@ async def test_own_bot_edited_and_subtype_messages_are_ignored(make_settings, in
         assert [text for _, text, _ in chat.asks] == ["status report?"]
 
 
-async def test_redelivered_event_is_answered_once(make_settings, indexer) -> None:
+async def test_redelivered_event_is_answered_once(make_plain_settings, indexer) -> None:
     chat = ScriptedAsk(delay=0.05)
-    async with running_bot(make_settings, chat, indexer) as h:
+    async with running_bot(make_plain_settings, chat, indexer) as h:
         body = event_body(mention("800.1"))
         statuses = await asyncio.gather(*(h.sender.event(body, retry_num=n or None) for n in range(3)))
         assert [status for status, _ in statuses] == [200, 200, 200]
@@ -175,9 +177,9 @@ async def test_redelivered_event_is_answered_once(make_settings, indexer) -> Non
         assert len(h.fake.streams("800.1")) == 1
 
 
-async def test_bad_or_stale_signature_is_rejected(make_settings, indexer) -> None:
+async def test_bad_or_stale_signature_is_rejected(make_plain_settings, indexer) -> None:
     chat = ScriptedAsk()
-    async with running_bot(make_settings, chat, indexer) as h:
+    async with running_bot(make_plain_settings, chat, indexer) as h:
         body = event_body(mention("900.1"))
         assert (await h.sender.event(body, secret="not-the-secret"))[0] == 401
         assert (await h.sender.event(body, timestamp=int(time.time()) - 600))[0] == 401
@@ -185,9 +187,9 @@ async def test_bad_or_stale_signature_is_rejected(make_settings, indexer) -> Non
         assert chat.asks == [] and h.fake.calls_to("chat.startStream", "chat.postMessage") == []
 
 
-async def test_fallback_when_streaming_and_status_are_refused(make_settings, indexer) -> None:
+async def test_fallback_when_streaming_and_status_are_refused(make_plain_settings, indexer) -> None:
     chat = ScriptedAsk(delay=0.2)  # slow enough for at least one throttled chat.update
-    async with running_bot(make_settings, chat, indexer) as h:
+    async with running_bot(make_plain_settings, chat, indexer) as h:
         h.fake.refuse |= {
             "chat.startStream": "feature_not_enabled",
             "assistant.threads.setStatus": "not_allowed",
@@ -215,12 +217,12 @@ async def test_fallback_when_streaming_and_status_are_refused(make_settings, ind
         assert any("Install guide" in t for t in block_texts(final))
 
 
-async def test_long_answer_is_split_within_slack_limits(make_settings, indexer) -> None:
+async def test_long_answer_is_split_within_slack_limits(make_plain_settings, indexer) -> None:
     paragraph = "A *long* paragraph with words & symbols < > that goes on. " * 30
     code = "```\n" + "\n".join(f"line {i} = value" for i in range(400)) + "\n```\n"
     text = "\n\n".join([paragraph] * 60) + "\n\n" + code  # ~115,000 characters
     chat = ScriptedAsk(delay=0, script=lambda key, question: answer_script(text))
-    async with running_bot(make_settings, chat, indexer) as h:
+    async with running_bot(make_plain_settings, chat, indexer) as h:
         await h.sender.event(event_body(mention("1100.1")))
         await wait_answered(h.fake, "1100.1", count=2)
         await h.fake.wait_for(lambda: h.fake.streams("1100.1")[-1][-1].args.get("blocks"))
@@ -251,14 +253,14 @@ async def test_long_answer_is_split_within_slack_limits(make_settings, indexer) 
         assert words(shown).count(words("that goes on.")) == 60 * 30
 
 
-async def test_every_failure_ends_in_a_message_in_the_thread(make_settings, indexer) -> None:
+async def test_every_failure_ends_in_a_message_in_the_thread(make_plain_settings, indexer) -> None:
     scripts: dict[str, list[AskEvent] | Exception] = {
         "model down": [Status("Searching…"), AskFailed("The language model did not answer (HTTP 502).")],
         "crash": RuntimeError("boom"),
         "silent": [Status("Searching…")],
     }
     chat = ScriptedAsk(script=lambda key, question: scripts[question])
-    async with running_bot(make_settings, chat, indexer) as h:
+    async with running_bot(make_plain_settings, chat, indexer) as h:
         for n, question in enumerate(scripts):
             await h.sender.event(event_body(mention(f"13{n}0.1", question)))
         posts = await h.fake.wait_for(
@@ -271,9 +273,9 @@ async def test_every_failure_ends_in_a_message_in_the_thread(make_settings, inde
         assert all(t.startswith(":warning: Sorry, I could not answer") for t in by_thread.values())
 
 
-async def test_feedback_click_is_stored_and_acknowledged(make_settings, indexer) -> None:
+async def test_feedback_click_is_stored_and_acknowledged(make_plain_settings, indexer) -> None:
     chat = ScriptedAsk()
-    async with running_bot(make_settings, chat, indexer) as h:
+    async with running_bot(make_plain_settings, chat, indexer) as h:
         await h.sender.event(event_body(mention("1400.1")))
         await wait_answered(h.fake, "1400.1")
         button = h.fake.streams("1400.1")[0][-1].args["blocks"][-1]["elements"][1]

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from database_support import votes_on
 from fake_slack import BOT_USER_ID, MEMBER_USER_ID, TEAM_ID, button_click, event_body
 from slack_harness import running_bot, stream_text
 
@@ -122,13 +123,15 @@ async def test_mention_redelivered_followup_and_feedback_end_to_end(make_setting
         )
         assert (await h.sender.interaction(click))[0] == 200
         await h.fake.wait_for(lambda: h.fake.responses)
-        [vote] = await database.feedback_for(button["value"])
+        [vote] = await votes_on(database, button["value"])
         assert vote.positive and vote.user_id == MEMBER_USER_ID and vote.thread_id
 
 
-async def test_weaviate_unreachable_ends_in_an_error_message_in_the_thread(make_settings, embedder) -> None:
+async def test_weaviate_unreachable_ends_in_an_error_message_in_the_thread(
+    make_plain_settings, embedder
+) -> None:
     port = free_port()  # nothing listens here: Weaviate is down
-    settings = make_settings(
+    settings = make_plain_settings(
         weaviate_url=f"http://127.0.0.1:{port}", weaviate_grpc_url=f"127.0.0.1:{free_port()}"
     )
     store = WeaviateVectorStore(settings)
@@ -137,7 +140,7 @@ async def test_weaviate_unreachable_ends_in_an_error_message_in_the_thread(make_
     chat = await create_chat_service(settings, Retriever(settings, store, embedder), database)
     indexer = Indexer(settings, store, embedder)
     try:
-        async with running_bot(make_settings, chat, indexer, claim_event=database.claim_event) as h:
+        async with running_bot(make_plain_settings, chat, indexer, claim_event=database.claim_event) as h:
             await h.sender.event(event_body(mention("3100.1", "how do I restore a backup?")))
             [post] = await h.fake.wait_for(lambda: h.fake.calls_to("chat.postMessage"), timeout=60)
             assert post.args["thread_ts"] == "3100.1"

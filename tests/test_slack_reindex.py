@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from counting_embedder import CountingEmbedder
 from fake_slack import ADMIN_USER_ID, MEMBER_USER_ID, FakeSlack
 from slack_harness import ScriptedAsk, running_bot
 
@@ -127,3 +128,20 @@ async def test_help_and_unknown_options(make_settings, live_indexer) -> None:
         _, body = await h.sender.command("/reindex", "everything", user_id=ADMIN_USER_ID, response_url="")
         assert ack_text(body).startswith("I don't know `everything`")
         assert not indexer.running and h.fake.calls_to("users.info") == []
+
+
+async def test_a_failed_run_reports_why_and_the_partial_counts(
+    make_settings, live_indexer, embedder, docs
+) -> None:
+    _, store = live_indexer
+    failing = Indexer(store.settings, store, CountingEmbedder(embedder, fail_on_call=1))
+    async with running_bot(make_settings, ScriptedAsk(), failing, docs_paths=[str(docs)]) as h:
+        _, body = await h.sender.command(
+            "/reindex", "full", user_id=ADMIN_USER_ID, response_url=h.fake.response_url()
+        )
+        assert ack_text(body).startswith("Full rebuild started")
+        await h.fake.wait_for(lambda: any(t.startswith(":x:") for t in texts(h.fake)), timeout=60)
+        [report] = [t for t in texts(h.fake) if t.startswith(":x:")]
+        assert report.startswith(":x: Indexing stopped while") and "EmbedderOutage" in report
+        assert "FAILED" in report  # the partial counts follow the reason
+    assert not failing.running

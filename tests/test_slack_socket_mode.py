@@ -8,10 +8,10 @@ from fake_slack import ADMIN_USER_ID, BOT_USER_ID, MEMBER_USER_ID, TEAM_ID, even
 from slack_harness import APP_TOKEN, ScriptedAsk, indexer_fixture, running_bot, stream_text  # noqa: F401 (fixtures)
 
 
-async def test_socket_mode_receives_acks_and_answers(make_settings, indexer) -> None:
+async def test_socket_mode_receives_acks_and_answers(make_plain_settings, indexer) -> None:
     chat = ScriptedAsk()
     async with running_bot(
-        make_settings, chat, indexer, slack_app_token=APP_TOKEN, slack_signing_secret=None
+        make_plain_settings, chat, indexer, slack_app_token=APP_TOKEN, slack_signing_secret=None
     ) as h:
         connection = asyncio.create_task(h.bot.start_socket_mode())
         [opened] = await h.fake.wait_for(lambda: h.fake.calls_to("apps.connections.open"))

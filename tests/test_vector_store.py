@@ -12,17 +12,12 @@ from typing import TYPE_CHECKING
 import pytest
 
 from configs.config import DEFAULT_WEAVIATE_BINARY, Settings
+from data.errors import IndexModelMismatch, IndexWriteError, StoreUnavailable
 from data.records import Chunk, DocumentState
-from data.vector_store import (
-    Fusion,
-    IndexModelMismatch,
-    IndexWriteError,
-    StoreUnavailable,
-    WeaviateIndexWriter,
-    WeaviateVectorStore,
-)
+from data.vector_store import Fusion, WeaviateVectorStore
 from data.weaviate_schema import registry_name
 from data.weaviate_server import EmbeddedWeaviate, free_port
+from data.weaviate_writer import WeaviateIndexWriter
 
 if TYPE_CHECKING:
     from data.embeddings import LocalOnnxEmbedder
@@ -277,9 +272,9 @@ async def test_crashed_rebuild_is_cleaned_up_by_the_next(make_settings: MakeSett
         assert (await search(second, "sourdough", vec(0, 1)))[0] == "bread#0"
 
 
-async def test_unreachable_store_names_the_url(make_settings: MakeSettings) -> None:
+async def test_unreachable_store_names_the_url(make_plain_settings: MakeSettings) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    store = WeaviateVectorStore(make_settings(weaviate_url=url, weaviate_grpc_url=None))
+    store = WeaviateVectorStore(make_plain_settings(weaviate_url=url, weaviate_grpc_url=None))
     with pytest.raises(StoreUnavailable, match=url.replace(".", r"\.")):
         await store.connect()
     assert not await store.is_healthy()

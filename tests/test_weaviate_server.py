@@ -10,7 +10,8 @@ import aiohttp
 import pytest
 
 from configs.config import DEFAULT_WEAVIATE_BINARY
-from data.weaviate_server import EmbeddedWeaviate, WeaviateServerError
+from data.errors import WeaviateServerError
+from data.weaviate_server import EmbeddedWeaviate
 
 
 async def _get_json(url: str, key: str | None = None) -> tuple[int, dict[str, object]]:

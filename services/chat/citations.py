@@ -54,6 +54,29 @@ def annotate(item: AssistantMessageItem, sources: Sequence[Source]) -> Assistant
     return item.model_copy(update={"content": content})
 
 
+def annotated_sources(item: AssistantMessageItem) -> list[Source]:
+    """The sources `annotate` attached to an answer, read back (how a turn's sources reach
+    `ChatService`: the stored answer carries them, so nothing else has to)."""
+    sources: list[Source] = []
+    for part in item.content[:1]:
+        for annotation in part.annotations:
+            source = annotation.source
+            location = source.url if isinstance(source, URLSource) else getattr(source, "filename", "")
+            number_text, _, title = source.title.partition("] ")
+            if not number_text.startswith("[") or not number_text[1:].isdigit():
+                continue  # an annotation this module did not write
+            sources.append(
+                Source(
+                    number=int(number_text[1:]),
+                    title="" if title == location else title,
+                    location=location,
+                    url=source.url if isinstance(source, URLSource) else None,
+                    heading_path=source.description or "",
+                )
+            )
+    return sources
+
+
 def _chatkit_source(source: Source) -> URLSource | FileSource:
     title = f"[{source.number}] {source.title or source.location}"
     description = source.heading_path or None

@@ -14,7 +14,6 @@ from pydantic import TypeAdapter
 from sqlalchemy import delete, select
 
 from data.database import AttachmentRow, Database, ItemRow, ThreadRow
-from services.chat.contract import Source
 
 _ITEM = TypeAdapter[ThreadItem](ThreadItem)
 _ATTACHMENT = TypeAdapter[Attachment](Attachment)
@@ -26,8 +25,6 @@ class RequestContext:
     remembers what the request read (see `newest_items`)."""
 
     user_id: str | None = None
-    # Filled by the server's respond(): the sources of the answer it produced (for `ChatService`).
-    sources: list[Source] = field(default_factory=list)
     # The newest items read per thread during this request, until it writes to that thread:
     # chatkit reads the last two items right after the history was read.
     newest_items: dict[str, Page[ThreadItem]] = field(default_factory=dict)

@@ -1,9 +1,9 @@
 """The Discord adapter: Discord events in, `AskService.ask` calls, Discord messages out.
 
 It answers mentions (in a thread it opens, or a reply where threads are not allowed), messages
-in threads it opened, replies to its own messages and DMs; and offers `/ask` and `/reindex`.
-One thread, channel or DM is one conversation: `discord:{guild_id or 'dm'}:{channel_id}`.
-No retrieval or agent logic lives here (see `services.chatkit_service`).
+in threads it opened, replies to its own messages and DMs; `/ask` and `/reindex` are in `commands`,
+the rendering of one ask in `answer`. One thread, channel or DM is one conversation:
+`discord:{guild_id or 'dm'}:{channel_id}`. No retrieval or agent logic lives here.
 """
 
 from __future__ import annotations
@@ -13,32 +13,24 @@ import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Literal
 
 import discord
 from discord import app_commands
 
 from configs.config import ConfigError, Settings
-from services.chat.contract import Answer, AskFailed, AskService, TextDelta
-from services.discord.feedback import FeedbackButton, feedback_view
-from services.discord.messages import MessageStream, render_answer, split_message
-from services.indexing.contract import IndexAlreadyRunning, IndexProgress, IndexResult
-
-if TYPE_CHECKING:
-    from services.indexer import Indexer
+from services.chat.contract import AskService
+from services.chat.replies import describe_error
+from services.discord.answer import CRASH_MESSAGE, conversation_key, stream_answer
+from services.discord.commands import SlashCommands
+from services.discord.feedback import FeedbackButton
+from services.discord.messages import MessageStream
+from services.indexing.contract import Reindexer
 
 log = logging.getLogger(__name__)
 
 TYPING_REFRESH_SECONDS = 8.0  # Discord shows "typing" for ~10 s per request
 THREAD_NAME_LIMIT = 100
 EMPTY_QUESTION = "Ask me a question about the docs, e.g. `@{name} how do I install it?`"
-CRASH_MESSAGE = "⚠️ Something went wrong while answering ({error}). Please try again."
-ReindexMode = Literal["incremental", "full", "status"]
-
-
-def conversation_key(guild_id: int | None, channel_id: int) -> str:
-    """The chatkit conversation of a Discord thread, channel or DM."""
-    return f"discord:{guild_id if guild_id is not None else 'dm'}:{channel_id}"
 
 
 class _Client(discord.Client):
@@ -53,7 +45,6 @@ class _Client(discord.Client):
         self.chat = bot.chat  # feedback buttons reach the service through the client
         self.tree = app_commands.CommandTree(self)
         self.add_dynamic_items(FeedbackButton)  # clicks work on answers sent before a restart
-        self.tree.error(bot.on_command_error)
 
     async def on_ready(self) -> None:
         await self.bot.on_ready()
@@ -66,15 +57,15 @@ class DiscordBot:
     """Runs the Discord side of the knowledge bot on a `discord.Client`."""
 
     def __init__(
-        self, settings: Settings, chat: AskService, indexer: Indexer, *, edit_interval: float = 1.0
+        self, settings: Settings, chat: AskService, reindexer: Reindexer, *, edit_interval: float = 1.0
     ) -> None:
         self._settings = settings
         self.chat = chat
-        self._indexer = indexer
         self._edit_interval = edit_interval
         self._synced = False
         self.client = _Client(self)
-        self._add_commands(self.client.tree)
+        self.commands = SlashCommands(settings, chat, reindexer, edit_interval=edit_interval)
+        self.commands.register(self.client.tree)
 
     # --- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -101,30 +92,7 @@ class DiscordBot:
         log.info("Discord: logged in as %s", self.client.user)
         if not self._synced:
             self._synced = True
-            await self.sync_commands()
-
-    async def sync_commands(self) -> None:
-        tree = self.client.tree
-        if not self._settings.discord_guild_ids:
-            try:
-                synced = await tree.sync()
-                log.info("Discord: synced %d global commands", len(synced))
-            except discord.HTTPException as exc:
-                log.error("Discord: could not sync the slash commands: %s", exc)
-            return
-        for guild_id in self._settings.discord_guild_ids:
-            guild = discord.Object(id=guild_id)
-            tree.copy_global_to(guild=guild)
-            try:
-                synced = await tree.sync(guild=guild)
-                log.info("Discord: synced %d commands to guild %s", len(synced), guild_id)
-            except discord.HTTPException as exc:
-                log.error(
-                    "Discord: could not sync the slash commands to guild %s (is the bot invited there "
-                    "with the applications.commands scope?): %s",
-                    guild_id,
-                    exc,
-                )
+            await self.commands.sync(self.client.tree)
 
     # --- messages --------------------------------------------------------------------------
     async def on_message(self, message: discord.Message) -> None:
@@ -153,7 +121,7 @@ class DiscordBot:
         except Exception as exc:
             log.exception("Discord: failed to answer message %s", message.id)
             with contextlib.suppress(discord.HTTPException):
-                await channel.send(CRASH_MESSAGE.format(error=_describe(exc)))
+                await channel.send(CRASH_MESSAGE.format(error=describe_error(exc)))
 
     @staticmethod
     def _replies_to(message: discord.Message, user_id: int) -> bool:
@@ -188,7 +156,7 @@ class DiscordBot:
 
         stream: MessageStream[discord.Message] = MessageStream(send, edit, interval=self._edit_interval)
         async with _typing(destination):
-            await self._stream_answer(key, question, str(message.author.id), stream)
+            await stream_answer(self.chat, key, question, str(message.author.id), stream)
 
     async def _open_thread(self, message: discord.Message, question: str) -> discord.Thread | None:
         """A thread from the message, or None where threads are not allowed (then we reply)."""
@@ -204,139 +172,6 @@ class DiscordBot:
         except discord.HTTPException as exc:
             log.info("Discord: could not open a thread in #%s (%s); replying instead", channel, exc)
             return None
-
-    async def _stream_answer(
-        self, key: str, question: str, user_id: str, stream: MessageStream[discord.Message]
-    ) -> None:
-        """Run one ask and render its events; always leaves an answer or an error message."""
-        text = ""
-        try:
-            async for event in self.chat.ask(key, question, user_id=user_id):
-                if isinstance(event, TextDelta):
-                    text += event.text
-                    await stream.update(text)
-                elif isinstance(event, Answer):
-                    last = await stream.finish(render_answer(event))
-                    view = feedback_view(event.answer_id)
-                    if view is not None:
-                        await _add_view(last, view)
-                    return
-                elif isinstance(event, AskFailed):
-                    await stream.finish(_with_error(text, event.message))
-                    return
-            failure = "the answer ended unexpectedly"
-        except discord.HTTPException:
-            raise  # Discord itself failed: the caller reports it in a fresh message
-        except Exception as exc:
-            log.exception("Discord: the ask for %s failed", key)
-            failure = f"the answer failed: {_describe(exc)}"
-        await stream.finish(_with_error(text, f"Sorry, {failure}. Please try again."))
-
-    # --- app commands ----------------------------------------------------------------------
-    def _add_commands(self, tree: app_commands.CommandTree[_Client]) -> None:
-        @tree.command(name="ask", description="Ask a question about the docs")
-        @app_commands.describe(question="Your question")
-        async def ask(interaction: discord.Interaction, question: str) -> None:
-            await self.ask_command(interaction, question)
-
-        @tree.command(name="reindex", description="Re-index the docs (server managers only)")
-        @app_commands.describe(mode="incremental (changed files, default), full (rebuild) or status")
-        @app_commands.default_permissions(manage_guild=True)
-        @app_commands.guild_only()
-        async def reindex(interaction: discord.Interaction, mode: ReindexMode = "incremental") -> None:
-            await self.reindex_command(interaction, mode)
-
-    async def ask_command(self, interaction: discord.Interaction, question: str) -> None:
-        """`/ask`: the answer is posted in the channel, streamed into the deferred response."""
-        await interaction.response.defer(thinking=True)
-        first = True
-
-        async def send(text: str) -> discord.Message:
-            nonlocal first
-            if first:
-                first = False
-                return await interaction.edit_original_response(content=text)
-            return await interaction.followup.send(text, wait=True)
-
-        async def edit(sent: discord.Message, text: str) -> object:
-            return await sent.edit(content=text)
-
-        channel_id = interaction.channel_id or interaction.user.id
-        key = conversation_key(interaction.guild_id, channel_id)
-        stream: MessageStream[discord.Message] = MessageStream(send, edit, interval=self._edit_interval)
-        await self._stream_answer(key, question, str(interaction.user.id), stream)
-
-    def _may_reindex(self, interaction: discord.Interaction) -> bool:
-        """Server-side check: Discord's default permissions can be overridden by server admins."""
-        user = interaction.user
-        if interaction.guild is None or not isinstance(user, discord.Member):
-            return False
-        admin_roles = set(self._settings.discord_admin_role_ids)
-        if admin_roles:
-            return any(role.id in admin_roles for role in user.roles)
-        return user.guild_permissions.manage_guild
-
-    async def reindex_command(self, interaction: discord.Interaction, mode: ReindexMode) -> None:
-        """`/reindex`: check, defer ephemerally, then follow up with progress and the report."""
-        if not self._may_reindex(interaction):
-            who = "members with an admin role" if self._settings.discord_admin_role_ids else "server managers"
-            await interaction.response.send_message(f"⛔ Only {who} can reindex the docs.", ephemeral=True)
-            return
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        if mode == "status":
-            progress = self._indexer.progress
-            text = f"⏳ Indexing: {progress.describe()}" if progress else "No indexing is running."
-            await interaction.followup.send(text, ephemeral=True)
-            return
-        starting = f"⏳ Starting the reindex ({mode})…"
-        status = await interaction.followup.send(starting, ephemeral=True, wait=True)
-
-        async def on_progress(progress: IndexProgress) -> None:
-            with contextlib.suppress(discord.HTTPException):
-                await status.edit(content=f"⏳ Indexing: {progress.describe()}")
-
-        try:
-            task = self._indexer.start_background(
-                full=mode == "full", on_progress=on_progress, progress_interval=3.0
-            )
-        except IndexAlreadyRunning as exc:
-            await status.edit(content=f"⏳ Indexing is already running: {exc.progress.describe()}")
-            return
-        try:
-            result: IndexResult | BaseException = await asyncio.shield(task)
-        except Exception as exc:
-            result = exc
-        await self._report_index(interaction, result)
-
-    async def _report_index(
-        self, interaction: discord.Interaction, result: IndexResult | BaseException
-    ) -> None:
-        if isinstance(result, IndexResult):
-            icon = "⚠️" if result.failed else "✅"
-            text = f"{icon} Reindex finished. {result.summary()}"
-        else:
-            text = f"❌ Reindex failed: {_describe(result)}"
-        try:
-            await interaction.followup.send(text, ephemeral=True)
-        except discord.HTTPException:
-            # The interaction token lasts 15 minutes; a longer run reports in the channel instead.
-            channel = interaction.channel
-            if isinstance(channel, discord.abc.Messageable):
-                with contextlib.suppress(discord.HTTPException):
-                    await channel.send(f"{interaction.user.mention} {text}")
-
-    async def on_command_error(
-        self, interaction: discord.Interaction, error: app_commands.AppCommandError
-    ) -> None:
-        """Any command failure ends in a message to the user who ran it."""
-        cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
-        log.error("Discord: /%s failed", getattr(interaction.command, "name", "?"), exc_info=cause)
-        text = CRASH_MESSAGE.format(error=_describe(cause))
-        with contextlib.suppress(discord.HTTPException):
-            if interaction.response.is_done():
-                await interaction.followup.send(text, ephemeral=True)
-            else:
-                await interaction.response.send_message(text, ephemeral=True)
 
 
 @contextlib.asynccontextmanager
@@ -360,26 +195,6 @@ async def _typing(channel: discord.abc.Messageable) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-async def _add_view(message: discord.Message, view: discord.ui.View) -> None:
-    """Put the feedback buttons on the answer's last message; the answer stands without them."""
-    try:
-        await message.edit(view=view)
-    except discord.HTTPException as exc:
-        log.warning("Discord: could not add the feedback buttons to message %s (%s)", message.id, exc)
-
-
-def _with_error(partial: str, message: str) -> str:
-    return f"{partial.rstrip()}\n\n⚠️ {message}" if partial.strip() else f"⚠️ {message}"
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-__all__ = ["DiscordBot", "conversation_key", "split_message"]
 
 
 def _own_role_id(message: discord.Message) -> int | None:

@@ -1,4 +1,4 @@
-"""👍/👎 buttons under a Discord answer, stored with `AskService.record_feedback`.
+"""👍/👎 buttons under a Discord answer, stored (and thanked for) by `services.chat.replies.record_vote`.
 
 The buttons are `DynamicItem`s: the vote and the answer id travel in the button's custom_id,
 so a click is handled by whichever bot process is running, also after a restart, without
@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 import discord
 
 from services.chat.contract import AskService
+from services.chat.replies import record_vote
 
 log = logging.getLogger(__name__)
 
@@ -21,9 +22,6 @@ CUSTOM_ID_PREFIX = "docsbot:feedback"
 TEMPLATE = rf"{CUSTOM_ID_PREFIX}:(?P<vote>up|down):(?P<answer_id>[A-Za-z0-9_-]+)"
 _ANSWER_ID = re.compile(r"[A-Za-z0-9_-]+")
 CUSTOM_ID_LIMIT = 100  # Discord rejects longer custom_ids
-THANKS_UP = "Thanks for the feedback!"
-THANKS_DOWN = "Thanks, noted: that answer was not helpful."
-STORE_FAILED = "Sorry, I could not store your feedback ({error}). Please try again later."
 UNAVAILABLE = "Sorry, feedback is not available right now."
 
 
@@ -62,20 +60,13 @@ class FeedbackButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TE
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         """Store the vote and tell only the clicking user how it went (never silence)."""
-        positive = self.vote == "up"
         client = interaction.client
         if not isinstance(client, FeedbackClient):
             log.error("Discord: feedback click on a client without an AskService: %r", client)
             text = UNAVAILABLE
         else:
-            try:
-                await client.chat.record_feedback(
-                    self.answer_id, positive=positive, user_id=str(interaction.user.id)
-                )
-                text = THANKS_UP if positive else THANKS_DOWN
-            except Exception as exc:
-                log.exception("Discord: could not store feedback on %s", self.answer_id)
-                text = STORE_FAILED.format(error=_describe(exc))
+            user_id = str(interaction.user.id)
+            text = await record_vote(client.chat, self.answer_id, positive=self.vote == "up", user_id=user_id)
         try:
             await interaction.response.send_message(text, ephemeral=True)
         except discord.HTTPException as exc:
@@ -93,8 +84,3 @@ def feedback_view(answer_id: str) -> discord.ui.View | None:
     view.add_item(FeedbackButton("up", answer_id))
     view.add_item(FeedbackButton("down", answer_id))
     return view
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,16 +1,20 @@
-"""What an index run reports: progress snapshots, per-file failures and the final result.
+"""What an index run reports (progress, failures, the result) and what starting one takes (`Reindexer`).
 
-Kept apart from the pipeline so adapters (Slack, Discord, CLI) can render them without
-pulling in the indexing machinery; `services.indexer` re-exports everything here.
+Kept apart from the pipeline so adapters (Slack, Discord, CLI) can start runs and render them
+without pulling in the indexing machinery; `services.indexer` implements `Reindexer` and
+re-exports everything here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
+
+from configs.errors import UserFacingError
 
 Phase = Literal["scanning", "indexing", "deleting", "committing", "done"]
 
@@ -103,7 +107,7 @@ class IndexResult:
         return dataclasses.asdict(self)
 
 
-class IndexAlreadyRunning(Exception):
+class IndexAlreadyRunning(UserFacingError):
     """Only one run at a time; carries the running one's progress so callers can show it."""
 
     def __init__(self, progress: IndexProgress) -> None:
@@ -111,7 +115,7 @@ class IndexAlreadyRunning(Exception):
         super().__init__(f"A reindex is already running ({progress.describe()}); try again when it is done.")
 
 
-class IndexRunFailed(Exception):
+class IndexRunFailed(UserFacingError):
     """A run stopped part-way (embedder or store failure); the message says what still serves.
 
     `result` holds the partial counts; the original exception is chained as `__cause__`.
@@ -123,6 +127,36 @@ class IndexRunFailed(Exception):
 
 
 ProgressCallback = Callable[[IndexProgress], Awaitable[None] | None]
+DoneCallback = Callable[[IndexResult | BaseException], Awaitable[None]]
+
+
+class Reindexer(Protocol):
+    """What a chat command needs to run the indexer: start a run in the background, watch it.
+
+    Adapters depend on this, not on `services.indexer.Indexer`, so a command answers within the
+    platform's deadline (the run goes on in a task) and can be tested against any implementation.
+    """
+
+    @property
+    def progress(self) -> IndexProgress | None:
+        """A snapshot of the running run's progress, or None when no run is active."""
+        ...
+
+    def start_background(
+        self,
+        *,
+        full: bool = False,
+        on_progress: ProgressCallback | None = None,
+        progress_interval: float = 3.0,
+        on_done: DoneCallback | None = None,
+    ) -> asyncio.Task[IndexResult]:
+        """Start a run (`full`: a rebuild) in a task and return at once; one run at a time.
+
+        Raises `IndexAlreadyRunning`, carrying the live progress, while another run is active.
+        `on_progress` gets a snapshot at most every `progress_interval` seconds and once at the end;
+        `on_done` gets the result or the exception, so a caller need not keep the task.
+        """
+        ...
 
 
 class IndexRunLog(Protocol):

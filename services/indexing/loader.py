@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,9 +33,7 @@ __all__ = [
     "Section",
     "discover",
     "discover_files",
-    "file_hash",
     "hash_file",
-    "load_document",
     "parse_document",
 ]
 
@@ -143,14 +141,6 @@ def hash_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-async def file_hash(path: str | Path) -> str | LoadFailure:
-    """`hash_file` off the event loop; an unreadable file becomes a `LoadFailure`."""
-    try:
-        return await asyncio.to_thread(hash_file, path)
-    except OSError as exc:
-        return LoadFailure(str(path), _os_reason(exc))
-
-
 def _os_reason(exc: OSError) -> str:
     if isinstance(exc, PermissionError):
         return "cannot read file: permission denied"
@@ -254,13 +244,3 @@ def parse_document(path: str | Path, data: bytes | None = None) -> ParsedDocumen
         sections=sections,
         notes=notes,
     )
-
-
-async def load_document(path: str | Path, data: bytes | None = None) -> ParsedDocument | LoadFailure:
-    """`parse_document` in a worker thread (PDF parsing and docutils are CPU-bound)."""
-    return await asyncio.to_thread(parse_document, path, data)
-
-
-async def load_documents(paths: Sequence[str | Path]) -> list[ParsedDocument | LoadFailure]:
-    """Load several files one after another (the machine is small; the indexer embeds meanwhile)."""
-    return [await load_document(path) for path in paths]

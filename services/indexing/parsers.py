@@ -13,6 +13,7 @@ import textwrap
 from dataclasses import dataclass, field
 
 from bs4 import BeautifulSoup, Comment, NavigableString, Tag
+from docutils import nodes
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
@@ -138,10 +139,20 @@ def parse_markdown(text: str) -> tuple[str | None, list[Section]]:
 
 # --- reStructuredText ----------------------------------------------------------------------
 
+# Nodes that carry no body text of their own (section titles become the heading path instead).
+_RST_SKIPPED = (nodes.comment, nodes.substitution_definition, nodes.target, nodes.title, nodes.docinfo)
+
 
 def parse_rst(text: str) -> tuple[str | None, list[Section]]:
     """Section titles become the path. Includes/raw directives are disabled (no file access)."""
-    from docutils import nodes
+    walker = _RstWalker()
+    walker.walk(_rst_doctree(text), depth=0)
+    walker.builder.flush()
+    return walker.first_title, walker.builder.sections
+
+
+def _rst_doctree(text: str) -> nodes.document:
+    """Parse without reading files or printing: docutils problems become nodes in the tree."""
     from docutils.core import publish_doctree
     from docutils.utils import SystemMessage
 
@@ -160,61 +171,73 @@ def parse_rst(text: str) -> tuple[str | None, list[Section]]:
         "input_encoding": "unicode",
     }
     try:
-        tree = publish_doctree(text, settings_overrides=overrides)
+        return publish_doctree(text, settings_overrides=overrides)
     except SystemMessage as exc:  # defensive: halt_level 5 should prevent it
         raise ParseError(f"malformed reStructuredText: {exc}") from exc
-    skip = (nodes.comment, nodes.substitution_definition, nodes.target, nodes.title, nodes.docinfo)
-    builder = _SectionBuilder()
-    first_title: list[str] = []
 
-    def render(node: nodes.Node) -> tuple[str, bool]:
-        if isinstance(node, nodes.system_message):
-            # An unknown directive: keep its text (the message carries the source), drop the rest.
-            blocks = [c for c in node.children if isinstance(c, nodes.literal_block)]
-            if not blocks or "directive" not in node.children[0].astext():
-                return "", False
-            first, _, body = blocks[0].astext().partition("\n")
-            argument = first.partition("::")[2].strip()
-            return _clean(argument + "\n" + textwrap.dedent(body)), False
-        if isinstance(node, nodes.literal_block):
-            return f"```\n{node.astext().rstrip()}\n```", False
-        if isinstance(node, (nodes.bullet_list, nodes.enumerated_list)):
-            numbered = isinstance(node, nodes.enumerated_list)
-            lines = [
-                (f"{n}. " if numbered else "- ") + _clean(item.astext()).replace("\n", " ")
-                for n, item in enumerate(node.children, start=1)
-            ]
-            return "\n".join(lines), True
-        if isinstance(node, nodes.definition_list):
-            lines = []
-            for item in node.children:
-                terms = [c.astext() for c in item.children if isinstance(c, nodes.term)]
-                bodies = [c.astext() for c in item.children if isinstance(c, nodes.definition)]
-                lines.append(_clean(" ".join(terms)) + ": " + _clean(" ".join(bodies)).replace("\n", " "))
-            return "\n".join(lines), True
-        if isinstance(node, nodes.paragraph):  # unwrap source line wrapping
-            return _clean(node.astext()).replace("\n", " "), False
-        return _clean(node.astext()), False
 
-    def walk(node: nodes.Element, depth: int) -> None:
+@dataclass(slots=True)
+class _RstWalker:
+    """Feeds a doctree to a section builder; a section's nesting depth is its heading level."""
+
+    builder: _SectionBuilder = field(default_factory=_SectionBuilder)
+    first_title: str | None = None
+
+    def walk(self, node: nodes.Element, depth: int) -> None:
         for child in node.children:
             if isinstance(child, nodes.section):
-                titles = [c for c in child.children if isinstance(c, nodes.title)]
-                heading = _clean(titles[0].astext()) if titles else ""
-                if heading and not first_title:
-                    first_title.append(heading)
-                builder.heading(depth + 1, heading)
-                walk(child, depth + 1)
-                builder.flush()
-                # leave the section: drop its heading from the stack
-                while builder.headings and builder.headings[-1][0] > depth:
-                    builder.headings.pop()
-            elif not isinstance(child, skip):
-                builder.block(*render(child))
+                self._section(child, depth + 1)
+            elif not isinstance(child, _RST_SKIPPED):
+                self.builder.block(*_render_rst_node(child))
 
-    walk(tree, 0)
-    builder.flush()
-    return (first_title[0] if first_title else None), builder.sections
+    def _section(self, section: nodes.section, level: int) -> None:
+        titles = [c for c in section.children if isinstance(c, nodes.title)]
+        heading = _clean(titles[0].astext()) if titles else ""
+        if heading and self.first_title is None:
+            self.first_title = heading
+        self.builder.heading(level, heading)
+        self.walk(section, level)
+        self.builder.flush()
+        # leave the section: text after it belongs to the parent's heading path again
+        while self.builder.headings and self.builder.headings[-1][0] >= level:
+            self.builder.headings.pop()
+
+
+def _render_rst_node(node: nodes.Node) -> tuple[str, bool]:
+    """(text, is_list_item) of one body node; lists keep one line per item so they stay lists."""
+    if isinstance(node, nodes.system_message):
+        return _unknown_directive_text(node), False
+    if isinstance(node, nodes.literal_block):
+        return f"```\n{node.astext().rstrip()}\n```", False
+    if isinstance(node, (nodes.bullet_list, nodes.enumerated_list)):
+        numbered = isinstance(node, nodes.enumerated_list)
+        lines = [
+            (f"{n}. " if numbered else "- ") + _clean(item.astext()).replace("\n", " ")
+            for n, item in enumerate(node.children, start=1)
+        ]
+        return "\n".join(lines), True
+    if isinstance(node, nodes.definition_list):
+        return "\n".join(_definition_line(item) for item in node.children), True
+    if isinstance(node, nodes.paragraph):  # unwrap source line wrapping
+        return _clean(node.astext()).replace("\n", " "), False
+    return _clean(node.astext()), False
+
+
+def _unknown_directive_text(message: nodes.system_message) -> str:
+    """An unknown directive's argument and body (the message quotes its source); other messages: ""."""
+    blocks = [c for c in message.children if isinstance(c, nodes.literal_block)]
+    if not blocks or "directive" not in message.children[0].astext():
+        return ""
+    first, _, body = blocks[0].astext().partition("\n")
+    argument = first.partition("::")[2].strip()
+    return _clean(argument + "\n" + textwrap.dedent(body))
+
+
+def _definition_line(item: nodes.Node) -> str:
+    """`term: definition` on one line."""
+    terms = [c.astext() for c in item.children if isinstance(c, nodes.term)]
+    bodies = [c.astext() for c in item.children if isinstance(c, nodes.definition)]
+    return _clean(" ".join(terms)) + ": " + _clean(" ".join(bodies)).replace("\n", " ")
 
 
 # --- HTML ------------------------------------------------------------------------------------
@@ -234,63 +257,78 @@ def parse_html(text: str) -> tuple[str | None, list[Section]]:
     page_title = _clean(soup.title.get_text(" ")) if soup.title else ""
     for tag in soup(list(_DROP_TAGS)):
         tag.decompose()
-    root = soup.find("main") or soup.find("article") or soup.body or soup
-    builder = _SectionBuilder()
-    buffer: list[str] = []
-    first_h1: list[str] = []
+    walker = _HtmlWalker()
+    walker.walk(soup.find("main") or soup.find("article") or soup.body or soup)
+    walker.flush_buffer()
+    walker.builder.flush()
+    return page_title or walker.first_h1, walker.builder.sections
 
-    def flush_buffer() -> None:
-        for paragraph in re.split(r"\n\s*\n", "".join(buffer)):
-            builder.block(_clean(paragraph))
-        buffer.clear()
 
-    def newlines(count: int) -> None:
-        """End the buffer with at least `count` line breaks (block boundaries)."""
-        tail = "".join(buffer[-3:]).rstrip(" ")
-        have = len(tail) - len(tail.rstrip("\n"))
-        if buffer and have < count:
-            buffer.append("\n" * (count - have))
+@dataclass(slots=True)
+class _HtmlWalker:
+    """Feeds a DOM to a section builder. Inline text collects in `buffer` with the line breaks
+    block and line tags imply, and becomes paragraphs when a heading or code block interrupts."""
 
-    def walk(node: Tag) -> None:
+    builder: _SectionBuilder = field(default_factory=_SectionBuilder)
+    buffer: list[str] = field(default_factory=list)
+    first_h1: str | None = None
+
+    def walk(self, node: Tag) -> None:
         for child in node.children:
             if isinstance(child, Comment):
                 continue
             if isinstance(child, NavigableString):
-                text = str(child)
-                if node.name != "pre":
-                    text = re.sub(r"\s+", " ", text)
-                    if text == " " and (not buffer or buffer[-1].endswith((" ", "\n"))):
-                        continue
-                buffer.append(text)
+                self._text(str(child))
             elif isinstance(child, Tag):
                 name = child.name.lower()
                 if name in _HEADINGS:
-                    flush_buffer()
-                    heading = _clean(child.get_text(" "))
-                    if heading:
-                        if _HEADINGS[name] == 1 and not first_h1:
-                            first_h1.append(heading)
-                        builder.heading(_HEADINGS[name], heading)
-                    continue
-                if name == "pre":  # code: keep its layout, fenced like Markdown code
-                    flush_buffer()
-                    builder.block(f"```\n{child.get_text().strip(chr(10)).rstrip()}\n```")
-                    continue
-                line_level = name in _LINE_TAGS
-                if name in _BLOCK_TAGS or line_level:
-                    newlines(1 if line_level else 2)
-                if name == "li":
-                    buffer.append("- ")
-                elif name in ("td", "th") and buffer and not buffer[-1].endswith("\n"):
-                    buffer.append(" | ")
-                walk(child)
-                if name in _BLOCK_TAGS or line_level:
-                    newlines(1 if line_level else 2)
+                    self._heading(_HEADINGS[name], child)
+                elif name == "pre":
+                    self._code(child)
+                else:
+                    self._element(name, child)
 
-    walk(root)
-    flush_buffer()
-    builder.flush()
-    return page_title or (first_h1[0] if first_h1 else None), builder.sections
+    def flush_buffer(self) -> None:
+        for paragraph in re.split(r"\n\s*\n", "".join(self.buffer)):
+            self.builder.block(_clean(paragraph))
+        self.buffer.clear()
+
+    def _text(self, text: str) -> None:
+        text = re.sub(r"\s+", " ", text)  # HTML whitespace; <pre> text never comes here
+        if text == " " and (not self.buffer or self.buffer[-1].endswith((" ", "\n"))):
+            return
+        self.buffer.append(text)
+
+    def _heading(self, level: int, tag: Tag) -> None:
+        self.flush_buffer()
+        heading = _clean(tag.get_text(" "))
+        if heading:
+            if level == 1 and self.first_h1 is None:
+                self.first_h1 = heading
+            self.builder.heading(level, heading)
+
+    def _code(self, pre: Tag) -> None:
+        """Code keeps its layout, fenced like Markdown code."""
+        self.flush_buffer()
+        self.builder.block(f"```\n{pre.get_text().strip(chr(10)).rstrip()}\n```")
+
+    def _element(self, name: str, tag: Tag) -> None:
+        """Any other tag: its text inline, with line breaks around block and line tags."""
+        breaks = 1 if name in _LINE_TAGS else 2 if name in _BLOCK_TAGS else 0
+        self._newlines(breaks)
+        if name == "li":
+            self.buffer.append("- ")
+        elif name in ("td", "th") and self.buffer and not self.buffer[-1].endswith("\n"):
+            self.buffer.append(" | ")
+        self.walk(tag)
+        self._newlines(breaks)
+
+    def _newlines(self, count: int) -> None:
+        """End the buffer with at least `count` line breaks (block boundaries)."""
+        tail = "".join(self.buffer[-3:]).rstrip(" ")
+        have = len(tail) - len(tail.rstrip("\n"))
+        if self.buffer and have < count:
+            self.buffer.append("\n" * (count - have))
 
 
 # --- PDF and plain text ------------------------------------------------------------------------

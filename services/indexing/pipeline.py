@@ -20,8 +20,9 @@ from typing import Any
 
 from configs.config import Settings
 from data.embeddings import Embedder
+from data.errors import IndexModelMismatch
 from data.records import Chunk, DocumentState
-from data.vector_store import IndexModelMismatch, IndexWriter, VectorStore
+from data.vector_store import IndexWriter, VectorStore
 from services.indexing.chunking import chunk_document
 from services.indexing.contract import IndexFailure, IndexProgress, IndexResult, IndexRunFailed
 from services.indexing.loader import LoadFailure, ParsedDocument, discover, hash_file, parse_document
@@ -155,9 +156,7 @@ class IndexRun:
         return self._result()
 
     async def _open_writer(self) -> IndexWriter:
-        warm_up = getattr(self.embedder, "warm_up", None)
-        if warm_up is not None:  # loads the model / learns the dimension before a generation exists
-            await warm_up()
+        await self.embedder.warm_up()  # loads the model / learns the dimension before a generation exists
         model_id, dimension = self.embedder.model_id, self.embedder.dimension
         if not self.full:
             try:

@@ -2,8 +2,8 @@
 
 Both transports share one `AsyncApp`: signed HTTP events at `/slack/events` (scale-out behind a
 load balancer) and Socket Mode (installs behind a firewall). The adapter holds no retrieval or
-agent logic; formatting is in `slack_format`, the reply lifecycle in `slack_reply`, and `/reindex`
-in `slack_reindex`.
+agent logic; formatting is in `blocks`, the reply lifecycle in `reply`, and `/reindex` in `reindex`
+(the Slack side of the shared flow in `services.indexing.reindex_flow`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -30,12 +30,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from configs.config import ConfigError, Settings
 from services.chat.contract import AskService
+from services.chat.replies import record_vote
+from services.indexing.contract import Reindexer
 from services.slack.blocks import FEEDBACK_DOWN, FEEDBACK_UP, escape_mrkdwn
 from services.slack.reindex import ReindexCommand
 from services.slack.reply import ThreadReply
-
-if TYPE_CHECKING:
-    from services.indexer import Indexer
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ class SlackBot:
         self,
         settings: Settings,
         chat: AskService,
-        indexer: Indexer,
+        reindexer: Reindexer,
         claim_event: ClaimEvent,
         *,
         reindex_progress_interval: float = 5.0,
@@ -85,7 +84,7 @@ class SlackBot:
             name="docs-bot",
             logger=logging.getLogger("slack_bolt"),
         )
-        self.reindex = ReindexCommand(settings, indexer, progress_interval=reindex_progress_interval)
+        self.reindex = ReindexCommand(settings, reindexer, progress_interval=reindex_progress_interval)
         self.first_text_seconds: list[float] = []  # event received -> first answer text in Slack (recent)
         self._socket: AsyncSocketModeHandler | None = None
         self._closed = asyncio.Event()
@@ -215,15 +214,10 @@ class SlackBot:
         await ack()
         positive = action.get("action_id") == FEEDBACK_UP
         user_id = (body.get("user") or {}).get("id")
-        try:
-            await self.chat.record_feedback(
-                str(action.get("value") or ""), positive=positive, user_id=user_id
-            )
-            text = "Thanks for the feedback!" if positive else "Thanks, noted: that answer was not helpful."
-        except Exception as exc:
-            log.exception("Could not store feedback")
-            text = f"Sorry, I could not store your feedback ({escape_mrkdwn(type(exc).__name__)})."
-        await respond(text=text, response_type="ephemeral", replace_original=False)
+        text = await record_vote(
+            self.chat, str(action.get("value") or ""), positive=positive, user_id=user_id
+        )
+        await respond(text=escape_mrkdwn(text), response_type="ephemeral", replace_original=False)
 
     async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
         log.error("Unhandled error in a Slack listener (%s)", body.get("type"), exc_info=error)

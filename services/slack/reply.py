@@ -19,6 +19,7 @@ from slack_sdk.web.async_chat_stream import AsyncChatStream
 from slack_sdk.web.async_client import AsyncWebClient
 
 from services.chat.contract import Answer, AskEvent, AskFailed, Status, TextDelta
+from services.chat.replies import describe_error
 from services.slack.blocks import (
     STREAM_MESSAGE_LIMIT,
     answer_messages,
@@ -119,7 +120,7 @@ class ThreadReply:
             )
         except Exception as exc:
             log.exception("Answering in %s/%s failed", self.channel, self.thread_ts)
-            await self.fail(_describe(exc))
+            await self.fail(_failure_reason(exc))
         finally:
             await self._clear_working()
 
@@ -256,9 +257,8 @@ def _error_code(exc: BaseException) -> str:
     return str(exc)
 
 
-def _describe(exc: BaseException) -> str:
+def _failure_reason(exc: BaseException) -> str:
     """A one-line reason for the user; Slack errors name their API error code."""
     if isinstance(exc, SlackClientError):
         return f"Slack refused a request ({_error_code(exc)})."
-    text = str(exc).strip() or "no details"
-    return f"an internal error occurred ({type(exc).__name__}: {text[:300]})."
+    return f"an internal error occurred ({describe_error(exc)})."
