@@ -7,12 +7,12 @@ WEAVIATE_VERSION := v1.39.3
 WEAVIATE_BIN := .cache/weaviate/bin/weaviate-server
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup weaviate postgres lint bench clean
+.PHONY: run test setup weaviate postgres chromium lint bench clean
 
 run: setup
 	$(VENV)/bin/python main.py chat --index-first
 
-test: setup postgres
+test: setup postgres chromium
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
 
 lint: setup
@@ -46,6 +46,14 @@ postgres:
 	  echo "Installing PostgreSQL (Debian package postgresql) for the tests..."; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql; }
+
+# The admin page's browser test (tests/test_insights_browser.py) drives Debian's chromium through
+# Playwright (no browser download); the emoji font makes 👍/👎 show in its screenshots.
+chromium:
+	@command -v chromium >/dev/null 2>&1 && [ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || { \
+	  echo "Installing Chromium (Debian packages chromium, fonts-noto-color-emoji) for the browser test..."; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-noto-color-emoji; }
 
 bench: setup
 	$(VENV)/bin/python -m bench

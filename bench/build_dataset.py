@@ -68,7 +68,7 @@ def ensure_package(package: str, path: Path) -> None:
         raise SystemExit(f"{package} is installed but {path} is still missing")
 
 
-def _prose_sentences(paragraphs: Iterable[str]) -> list[str]:
+def prose_sentences(paragraphs: Iterable[str]) -> list[str]:
     out: list[str] = []
     for paragraph in paragraphs:
         for sentence in split_sentences(paragraph):
@@ -121,7 +121,7 @@ def _django_page(path: Path, relative: str) -> tuple[str, list[Section]]:
                 continue
             paragraphs = [block.get_text("", strip=False) for block in _own_blocks(section)]
             sections.append(
-                Section(text, _prose_sentences(paragraphs), relative, "faq" if is_faq else "heading")
+                Section(text, prose_sentences(paragraphs), relative, "faq" if is_faq else "heading")
             )
             heading.decompose()
     for link in main.find_all("a", class_="headerlink"):
@@ -164,7 +164,7 @@ def build_django(out: Path) -> None:
     texts: dict[str, str] = {}
     for name, html in pages.items():
         pages[name], texts[name] = _drop_question_links(html, questions)
-    _finish("django", out, pages, texts, sections, DJANGO_PACKAGE, DJANGO_DIRS, "HTML")
+    write_dataset("django", out, pages, texts, sections, DJANGO_PACKAGE, DJANGO_DIRS, "HTML")
 
 
 # --- Python (reStructuredText) ---------------------------------------------------------------------
@@ -223,7 +223,7 @@ def _python_page(text: str, relative: str) -> tuple[str, list[Section]]:
         body = lines[end + 1 : nxt[0] if nxt else len(lines)]
         plain = [p for p in _rst_paragraphs(body)]
         sentences = [s for s in split_sentences(" ".join(plain)) if not _MARKUP.search(s)]
-        sections.append(Section(title, _prose_sentences(sentences), relative, "faq" if is_faq else "heading"))
+        sections.append(Section(title, prose_sentences(sentences), relative, "faq" if is_faq else "heading"))
         drop.update(range(start, end + 1))
     kept = [line for i, line in enumerate(lines) if i not in drop]
     return "\n".join(kept) + "\n", sections
@@ -240,11 +240,11 @@ def build_python(out: Path) -> None:
             pages[relative] = page
             sections.extend(found)
     texts = {name: normalize(page) for name, page in pages.items()}
-    _finish("python", out, pages, texts, sections, PYTHON_PACKAGE, PYTHON_DIRS, "reStructuredText")
+    write_dataset("python", out, pages, texts, sections, PYTHON_PACKAGE, PYTHON_DIRS, "reStructuredText")
 
 
 # --- Common ----------------------------------------------------------------------------------------
-def _finish(
+def write_dataset(
     name: str,
     out: Path,
     pages: dict[str, str],
@@ -309,7 +309,13 @@ def _finish(
     print(json.dumps(manifest))
 
 
-BUILDERS = {"django": build_django, "python": build_python}
+def build_git(out: Path) -> None:
+    from bench.build_git import build_git as build  # it builds on this module's helpers
+
+    build(out)
+
+
+BUILDERS = {"django": build_django, "python": build_python, "git": build_git}
 
 
 def main(argv: list[str] | None = None) -> None:

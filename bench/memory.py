@@ -29,6 +29,14 @@ from data.weaviate_server import EmbeddedWeaviate, free_port
 ROOT = Path(__file__).resolve().parent.parent
 
 
+BENCH_TOKEN = "bench-memory-token"
+CHATKIT_HEADERS = {
+    "Authorization": f"Bearer {BENCH_TOKEN}",
+    "X-User-Id": "bench",
+    "Content-Type": "application/json",
+}
+
+
 def _status_kib(pid: int, field: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -61,6 +69,7 @@ async def measure(server: EmbeddedWeaviate, dataset: Dataset, questions: int = 3
         HTTP_HOST="127.0.0.1",
         HTTP_PORT=str(port),
         LOG_LEVEL="WARNING",
+        CHATKIT_API_TOKEN=BENCH_TOKEN,  # /chatkit is off without a token
     )
     log = (data_dir / "serve.log").open("wb")
     process = await asyncio.create_subprocess_exec(
@@ -88,7 +97,9 @@ async def measure(server: EmbeddedWeaviate, dataset: Dataset, questions: int = 3
             idle_rss = _status_kib(process.pid, "VmRSS")
             answered = 0
             for query in dataset.queries[:questions]:
-                async with http.post(f"{url}/chatkit", data=_request(query.query)) as response:
+                async with http.post(
+                    f"{url}/chatkit", data=_request(query.query), headers=CHATKIT_HEADERS
+                ) as response:
                     body = await response.read()
                     answered += response.status == 200 and b"assistant_message" in body
         peak = _status_kib(process.pid, "VmHWM")

@@ -6,12 +6,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench import report_cluster
 from bench.dataset import Dataset
 from bench.metrics import METRICS, Estimate, bootstrap, is_noise, paired_difference
 from bench.plots import plot_quality, plot_throughput
 from bench.quality import BASE_INDEX, BM25, VECTOR, load
+from bench.report_followups import followups_section
 from bench.report_relevance import relevance_section
 from bench.report_text import METHOD, RERANKER, intro
+from bench.report_trust import answers_section, coverage_section, rerank_section
 from bench.targets import targets_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -390,31 +393,40 @@ def write(datasets: Sequence[Dataset]) -> Path:
     out += ["## Ingestion throughput\n"]
     _ingest_section(out, figures)
     out += ["## Questions the documents don't cover\n"]
-    floor = relevance_section(out, figures)
+    relevance_section(out, figures)
+    out += ["## Is this covered?\n"]
+    threshold = coverage_section(out)
+    out += ["## Follow-up questions\n"]
+    followups_section(out)
+    out += ["## Offline answers\n"]
+    answers_section(out)
     out += ["## `ask` latency\n"]
     _latency_section(out)
     out += ["## Memory\n"]
     _memory_section(out)
+    out += [f"{report_cluster.HEADING}\n"]
+    report_cluster.cluster_section(out)
     out += [METHOD, RERANKER]
+    rerank_section(out)
     position = out.index("## Retrieval quality\n")
     if best is not None:
-        out.insert(position, _headline(best, floor))
+        out.insert(position, _headline(best, threshold))
     out[position:position] = targets_table()
     DOC.write_text("\n".join(out).rstrip() + "\n", encoding="utf-8")
     return DOC
 
 
-def _headline(best: dict[str, Any], floor: float | None) -> str:
+def _headline(best: dict[str, Any], threshold: float | None) -> str:
     key = best["key"]
-    similarity = (
-        f" SEARCH_MIN_SIMILARITY={floor:.2f} for the local model (see the section on questions the "
-        "documents don't cover)."
-        if floor is not None
+    coverage = (
+        f" SEARCH_MIN_COVERAGE={threshold:.2f} for the local model (see the section on the coverage "
+        "judgement)."
+        if threshold is not None
         else ""
     )
     return (
         "## Recommended defaults\n\n"
         f"CHUNK_SIZE={key[1]}, CHUNK_OVERLAP={key[2]}, EMBED_HEADING_PATH={str(key[3]).lower()}, "
         f"SEARCH_ALPHA={key[4]:g}, SEARCH_FUSION={key[5]} — nDCG@10 {best['estimates']['ndcg']} "
-        f"(see the best-configuration table for the gains and their intervals).{similarity}\n"
+        f"(see the best-configuration table for the gains and their intervals).{coverage}\n"
     )

@@ -49,7 +49,8 @@ def relevance_section(out: list[str], figures: Path) -> float | None:
         + " |",
         "|---|---|" + "---|" * len(names) + "---|" + "---|" * len(names),
         *(
-            f"| {floor:.2f}{' (default)' if floor == chosen['floor'] else ''} | {rows[floor]['kept']:.1%} | "
+            f"| {floor:.2f}{' (before issue 11)' if floor == chosen['floor'] else ''} | "
+            f"{rows[floor]['kept']:.1%} | "
             + " | ".join(f"{rows[floor]['rejected'][n]:.1%}" for n in names)
             + f" | {rows[floor]['kept_with_words']:.1%} | "
             + " | ".join(f"{rows[floor]['rejected_with_words'][n]:.1%}" for n in names)
@@ -58,8 +59,8 @@ def relevance_section(out: list[str], figures: Path) -> float | None:
         ),
         "",
         f"Every answerable question gets through by similarity alone up to a floor of "
-        f"{data['all_kept_up_to']:.2f}. The default for the local model keeps a margin of "
-        f"{data['margin']:.2f} below that, **{chosen['floor']:.2f}**, because real questions are often "
+        f"{data['all_kept_up_to']:.2f}. The default for the local model before issue 11 kept a margin "
+        f"of {data['margin']:.2f} below that, **{chosen['floor']:.2f}**, because real questions are often "
         'shorter than these FAQ questions: in the tests, "Which Ubuntu version is no longer '
         'supported?" scores 0.20 against the release notes that answer it and "What is the default '
         'region?" 0.17. It is a cautious floor: at the default, with the rescue, '
@@ -68,8 +69,9 @@ def relevance_section(out: list[str], figures: Path) -> float | None:
             for n in names
         )
         + ' are answered "not covered", and no answerable one. Where questions use the documents\' '
-        "own words, 0.25 stops far more off-topic questions at no loss here. Other embedding models "
-        "have other similarity scales: no floor applies to them unless SEARCH_MIN_SIMILARITY is set.\n",
+        "own words, 0.25 stops far more off-topic questions at no loss here. Too few off-topic "
+        "messages are stopped this way: the coverage judgement (next section) replaced the floor as "
+        "the default; SEARCH_MIN_SIMILARITY still sets such a floor instead of it.\n",
         "![best similarity per question](benchmarks/similarity.png)\n",
     ]
     return float(chosen["floor"])

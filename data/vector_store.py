@@ -6,19 +6,25 @@ generations behind the alias are `WeaviateCollections`, which the index writer s
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol
 
 import numpy as np
+from weaviate.classes.config import ConsistencyLevel
 from weaviate.classes.query import HybridFusion, MetadataQuery
 from weaviate.exceptions import UnexpectedStatusCodeError, WeaviateBaseError, WeaviateQueryError
 
+from data.cluster_health import ClusterHealth, read_cluster_health
 from data.errors import IndexModelMismatch, StoreUnavailable
 from data.records import Chunk, DocumentState, IndexStats, SearchHit
-from data.weaviate_collections import UNREACHABLE, WeaviateCollections
+from data.weaviate_collections import WeaviateCollections
+from data.weaviate_connection import UNREACHABLE
 from data.weaviate_schema import (
     BM25_PROPERTIES,
     CHUNK_RETURN_PROPERTIES,
+    GenerationContents,
     GenerationInfo,
     hit_from_properties,
     mismatch_message,
@@ -26,7 +32,9 @@ from data.weaviate_schema import (
 )
 from data.weaviate_writer import WeaviateIndexWriter
 
-__all__ = ["Fusion", "IndexWriter", "VectorStore", "WeaviateVectorStore"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["ClusterHealth", "Fusion", "IndexWriter", "VectorStore", "WeaviateVectorStore"]
 
 Fusion = Literal["relative_score", "ranked"]
 
@@ -38,6 +46,11 @@ class IndexWriter(Protocol):
 
     async def document_states(self) -> dict[str, DocumentState]:
         """What this generation has recorded, by document id."""
+        ...
+
+    async def remove_uncommitted(self, states: dict[str, DocumentState]) -> dict[str, int]:
+        """Remove chunks no state in `states` accounts for (a run stopped mid-document), with the
+        states of documents whose chunks don't match; returns those documents and their chunk counts."""
         ...
 
     async def write_chunks(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:
@@ -53,7 +66,11 @@ class IndexWriter(Protocol):
         ...
 
     async def commit(self) -> None:
-        """Make the generation serve (rebuild: swap the alias, drop the old collection)."""
+        """Make the generation serve (rebuild: check it, swap the alias, drop the old collection).
+
+        Raises `IndexWriteError` when the generation does not hold what this writer wrote, or (not
+        a rebuild) when it no longer serves.
+        """
         ...
 
     async def abort(self) -> None:
@@ -81,11 +98,20 @@ class VectorStore(Protocol):
         """True when the store answers (for health checks)."""
         ...
 
+    async def cluster_health(self) -> ClusterHealth:
+        """The nodes behind the store and whether the index can be read and written (for `status`
+        and health checks); never raises: an unreachable store is reported, not thrown."""
+        ...
+
     async def open_writer(self, *, rebuild: bool, model_id: str, dimension: int) -> IndexWriter:
         """A writer for the serving index, or for a fresh collection when `rebuild` is true.
 
         Raises `IndexModelMismatch` for an incremental write into an index of another model.
         """
+        ...
+
+    async def drop_orphan_generations(self) -> list[str]:
+        """Drop what unfinished rebuilds left (only while no other run may be writing); returns names."""
         ...
 
     async def search(
@@ -130,6 +156,9 @@ def similarities(query: Sequence[float], stored: Sequence[Any]) -> list[float | 
 
 # How long a search trusts the alias target it read (another process may swap it meanwhile).
 ALIAS_CACHE_SECONDS = 2.0
+# How long a search waits for the alias before it uses the target it read last: right after a
+# Weaviate cluster's RAFT leader dies, alias reads forwarded to it hang for up to a minute.
+ALIAS_READ_SECONDS = 3.0
 
 
 class WeaviateVectorStore(WeaviateCollections):
@@ -149,17 +178,17 @@ class WeaviateVectorStore(WeaviateCollections):
         with self.reachable():
             if rebuild:
                 await self.drop_orphan_generations()
-                return WeaviateIndexWriter(self, await self.create_generation(info), rebuild=True)
+                return WeaviateIndexWriter(self, await self.create_generation(info), rebuild=True, info=info)
             physical = await self.serving_collection()
             if physical is not None and await client.collections.exists(physical):
                 if message := mismatch_message(await self.generation_info(physical), model_id, dimension):
                     raise IndexModelMismatch(message)
-                return WeaviateIndexWriter(self, physical, rebuild=False)
+                return WeaviateIndexWriter(self, physical, rebuild=False, info=info)
             # No index yet: the first generation serves from the start (there is nothing to hide).
             await self.drop_orphan_generations()
             physical = await self.create_generation(info)
-            await self.point_alias(physical)
-            return WeaviateIndexWriter(self, physical, rebuild=False)
+            await self.point_alias(physical, GenerationContents(info, documents=0, chunks=0))
+            return WeaviateIndexWriter(self, physical, rebuild=False, info=info)
 
     async def search(
         self,
@@ -176,7 +205,7 @@ class WeaviateVectorStore(WeaviateCollections):
         client = await self.client()
         fusion_type = HybridFusion.RELATIVE_SCORE if fusion == "relative_score" else HybridFusion.RANKED
         for attempt in range(3):
-            physical = await self.serving_collection(max_age=ALIAS_CACHE_SECONDS if attempt == 0 else 0.0)
+            physical = await self._serving_or_last_known(ALIAS_CACHE_SECONDS if attempt == 0 else 0.0)
             if physical is None:
                 return []
             try:
@@ -184,7 +213,10 @@ class WeaviateVectorStore(WeaviateCollections):
                     info = await self.generation_info(physical)
                     if message := mismatch_message(info, model_id, len(vector)):
                         raise IndexModelMismatch(message)
-                    result = await client.collections.use(physical).query.hybrid(
+                    collection = client.collections.use(physical).with_consistency_level(
+                        ConsistencyLevel(self.settings.weaviate_read_consistency)
+                    )
+                    result = await collection.query.hybrid(
                         query=query,
                         vector=list(vector),
                         alpha=alpha,
@@ -236,3 +268,32 @@ class WeaviateVectorStore(WeaviateCollections):
             return bool(await client.is_ready())
         except (StoreUnavailable, WeaviateBaseError, *UNREACHABLE):
             return False
+
+    async def cluster_health(self) -> ClusterHealth:
+        """The cluster's nodes and the serving index's live copies; an unreachable store is reported."""
+        read, write = self.settings.weaviate_read_consistency, self.settings.weaviate_write_consistency
+        try:
+            client = await self.client()
+            with self.reachable():
+                return await read_cluster_health(client, await self._serving_or_last_known(0.0), read, write)
+        except (StoreUnavailable, WeaviateBaseError, *UNREACHABLE) as exc:
+            return ClusterHealth({}, None, None, read, write, None, error=str(exc))
+
+    async def _serving_or_last_known(self, max_age: float) -> str | None:
+        """`serving_collection`, or when reading the alias stalls past ALIAS_READ_SECONDS the target
+        read last (a search of a generation dropped meanwhile is retried on a fresh read)."""
+        known = self._serving
+        try:
+            return await asyncio.wait_for(self.serving_collection(max_age=max_age), ALIAS_READ_SECONDS)
+        except TimeoutError:
+            if known is None:
+                raise StoreUnavailable(
+                    f"Weaviate at {self.url} did not say which index serves within {ALIAS_READ_SECONDS:.0f}s."
+                ) from None
+            logger.warning(
+                "Reading the alias %s took over %.0fs (did a Weaviate node just die?); using %s, read before",
+                self.alias,
+                ALIAS_READ_SECONDS,
+                known[0],
+            )
+            return known[0]

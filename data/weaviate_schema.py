@@ -9,16 +9,26 @@ the chunk collection, so one swap switches both.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from weaviate.classes.config import Configure, DataType, Property, Tokenization, VectorDistances
+from weaviate.classes.config import (
+    Configure,
+    DataType,
+    Property,
+    ReplicationDeletionStrategy,
+    Tokenization,
+    VectorDistances,
+)
 from weaviate.util import generate_uuid5
 
 from data.records import Chunk, DocumentState, SearchHit
+
+logger = logging.getLogger(__name__)
 
 REGISTRY_SUFFIX = "_Docs"
 CHUNK_RETURN_PROPERTIES = ["document_id", "chunk_index", "text", "title", "heading_path", "source"]
@@ -69,6 +79,15 @@ class GenerationInfo:
             return cls(model_id=str(data["embedder_model_id"]), dimension=int(data["dimension"]))
         except (ValueError, KeyError, TypeError):
             return cls(model_id="unknown", dimension=0)
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationContents:
+    """What a generation must hold before the alias may point at it (checked by `point_alias`)."""
+
+    info: GenerationInfo
+    documents: int
+    chunks: int
 
 
 def mismatch_message(built_with: GenerationInfo, model_id: str, dimension: int) -> str | None:
@@ -130,6 +149,54 @@ def registry_collection_spec() -> dict[str, Any]:
         ],
         "vector_config": Configure.Vectors.self_provided(vector_index_config=Configure.VectorIndex.flat()),
     }
+
+
+# From Weaviate 1.38 the server decides async replication: on for every collection with more than
+# one copy, unless its nodes run with ASYNC_REPLICATION_DISABLED=true (the field is ignored).
+_SERVER_DECIDES_ASYNC = (1, 38)
+
+
+def replication_spec(factor: int, async_replication: bool, server_version: str) -> dict[str, Any]:
+    """Keyword arguments for `collections.create` that keep `factor` copies of a collection.
+
+    Empty for one copy, so the server's default (REPLICATION_MINIMUM_FACTOR) applies as it did
+    before replication was configurable. Conflicting deletes resolve by time (the newest of a
+    delete and a rewrite wins): a node that was down while a reindex deleted documents converges
+    when it returns, instead of keeping the conflict for a person to settle.
+    """
+    if factor == 1:
+        return {}
+    digits = re.findall(r"\d+", server_version)[:2]
+    per_collection = len(digits) == 2 and (int(digits[0]), int(digits[1])) < _SERVER_DECIDES_ASYNC
+    if not per_collection and not async_replication:
+        logger.warning(
+            "WEAVIATE_ASYNC_REPLICATION=false has no effect on Weaviate %s: it replicates in the background "
+            "unless its nodes run with ASYNC_REPLICATION_DISABLED=true.",
+            server_version or "1.38+",
+        )
+    return {
+        "replication_config": Configure.replication(
+            factor=factor,
+            async_enabled=async_replication if per_collection else None,
+            deletion_strategy=ReplicationDeletionStrategy.TIME_BASED_RESOLUTION,
+        )
+    }
+
+
+def property_types(spec: dict[str, Any]) -> dict[str, str]:
+    """Property name -> data type of a collection spec, as the server reports them back."""
+    return {prop.name: str(prop.dataType.value) for prop in spec["properties"]}
+
+
+def schema_difference(expected: dict[str, str], actual: dict[str, str]) -> str | None:
+    """How a collection's properties differ from its spec (an auto-created one differs), or None."""
+    wrong = [
+        f"{name}: {actual.get(name, 'missing')} instead of {kind}"
+        for name, kind in expected.items()
+        if actual.get(name) != kind
+    ]
+    wrong += [f"{name}: not in the schema" for name in sorted(actual.keys() - expected.keys())]
+    return "; ".join(wrong) or None
 
 
 # --- record conversion ---------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from chatkit.types import (
     FeedbackKind,
     InferenceOptions,
     ProgressUpdateEvent,
+    StreamingReq,
     ThreadAddUserMessageParams,
     ThreadCreatedEvent,
     ThreadCreateParams,
@@ -51,9 +52,10 @@ from configs.config import Settings
 from data.database import Database
 from data.errors import DatabaseUnavailable
 from services.chat import chatkit_shim
-from services.chat.citations import annotate, annotated_sources, cited_sources
+from services.chat.citations import annotated_sources, checked_answers
 from services.chat.contract import Answer, AskEvent, AskFailed, Status, TextDelta
-from services.chat.store import RequestContext, SqlStore
+from services.chat.metrics import FEEDBACK
+from services.chat.store import RequestContext, SqlStore, as_request_context
 from services.errors import describe_failure
 from services.rag import Retriever
 from simple_agents.aagents import DocsAgentContext, DocsThreadItemConverter, build_agent, build_run_config
@@ -90,15 +92,14 @@ class DocsChatKitServer(ChatKitServer[RequestContext]):
         chatkit's own `process` builds a pydantic `TypeAdapter` for every request (~12 ms of schema
         building per message); this parses with one built once, then routes exactly as chatkit does.
         """
-        return await chatkit_shim.route(self, _REQUEST.validate_json(request), as_request_context(context))
+        return await chatkit_shim.route(self, parse_request(request), as_request_context(context))
 
-    def stream(
-        self, request: ThreadsCreateReq | ThreadsAddUserMessageReq, context: RequestContext
-    ) -> AsyncIterator[ThreadStreamEvent]:
-        """The events of a message request as objects, stored exactly as for `process`.
+    def stream(self, request: StreamingReq, context: RequestContext) -> AsyncIterator[ThreadStreamEvent]:
+        """The events of a streaming request as objects, stored exactly as for `process`.
 
-        `process` serializes each event for HTTP; the chat adapters read them in-process, so
-        this skips the JSON round trip (chatkit has no public entry point for that).
+        `process` serializes each event (and logs a traceback for a request that fails); the chat
+        adapters and POST /chatkit read events and handle failures themselves (chatkit has no
+        public entry point for that).
         """
         return chatkit_shim.stream_events(self, request, context)
 
@@ -133,11 +134,11 @@ class DocsChatKitServer(ChatKitServer[RequestContext]):
         timer = asyncio.get_running_loop().call_later(self.settings.llm_timeout_seconds, expire)
         answered = False
         try:
-            async for event in stream_agent_response(agent_context, cast(RunResultStreaming, run)):
+            events = stream_agent_response(agent_context, cast(RunResultStreaming, run))
+            policy = self.settings.unverified_answers
+            async for event in checked_answers(events, agent_context.passages, input_user_message, policy):
                 if isinstance(event, ThreadItemDoneEvent) and isinstance(event.item, AssistantMessageItem):
                     answered = True
-                    sources = cited_sources(_text(event.item), agent_context.passages)
-                    event = ThreadItemDoneEvent(item=annotate(event.item, sources))
                 yield event
         finally:
             timer.cancel()
@@ -171,11 +172,13 @@ class DocsChatKitServer(ChatKitServer[RequestContext]):
     async def add_feedback(
         self, thread_id: str, item_ids: list[str], feedback: FeedbackKind, context: RequestContext
     ) -> None:
-        """👍/👎 from a ChatKit client, stored like the chat adapters' feedback."""
-        user_id = as_request_context(context).user_id
+        """👍/👎 from a ChatKit client on answers in its own thread, stored like the adapters' votes."""
+        for item_id in item_ids:  # NotFoundError unless the thread is the asker's and holds the item
+            await self.store.load_item(thread_id, item_id, context)
         for item_id in item_ids:
+            FEEDBACK.labels("chatkit", "up" if feedback == "positive" else "down").inc()
             await self.database.add_feedback(
-                item_id, positive=feedback == "positive", user_id=user_id, thread_id=thread_id
+                item_id, positive=feedback == "positive", user_id=context.user_id, thread_id=thread_id
             )
 
 
@@ -196,11 +199,10 @@ class ChatService:
         if not text.strip():
             yield AskFailed("The message is empty: type a question about the documents.")
             return
-        lock = self._locks.get(conversation_key)
-        if lock is None:
-            lock = self._locks[conversation_key] = asyncio.Lock()
+        context = RequestContext(user_id=user_id, conversation_key=conversation_key)
+        lock = self._locks.setdefault(conversation_key, asyncio.Lock())
         async with lock:  # one turn at a time per conversation keeps the history in order
-            async for event in self._turn(conversation_key, text.strip(), RequestContext(user_id=user_id)):
+            async for event in self._turn(conversation_key, text.strip(), context):
                 yield event
 
     async def _turn(self, key: str, text: str, context: RequestContext) -> AsyncIterator[AskEvent]:
@@ -371,14 +373,9 @@ class _TrappedRun:
             self.error = exc
 
 
-def as_request_context(context: RequestContext | Mapping[str, Any] | None) -> RequestContext:
-    """A fresh `RequestContext` from whatever the HTTP layer passed."""
-    if isinstance(context, RequestContext):
-        return context
-    if isinstance(context, Mapping):
-        user_id = context.get("user_id")
-        return RequestContext(user_id=str(user_id) if user_id else None)
-    return RequestContext()
+def parse_request(request: str | bytes | bytearray) -> ChatKitReq:
+    """A ChatKit request from its JSON (pydantic's `ValidationError`, a `ValueError`, if it isn't one)."""
+    return _REQUEST.validate_json(request)
 
 
 def _request(text: str, thread_id: str | None) -> ThreadsCreateReq | ThreadsAddUserMessageReq:

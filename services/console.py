@@ -6,10 +6,17 @@ import asyncio
 import sys
 import uuid
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from configs.config import Settings
+from data.cluster_health import ClusterHealth
 from services.chat.contract import Answer, AskFailed, AskService, Source, Status, TextDelta
+from services.indexing.contract import describe_run
+
+if TYPE_CHECKING:
+    from services.runtime import Runtime
 
 EXIT_WORDS = {"exit", "quit", ":q", "/exit", "/quit"}
 HELP = "Ask a question about your documents. /new starts a new conversation, /exit (or Ctrl-D) leaves."
@@ -75,3 +82,46 @@ def _stdout_writer(console: Console) -> Callable[[str], None]:
         console.file.flush()
 
     return write if console.file is not None else sys.stdout.write
+
+
+async def status_report(runtime: Runtime) -> tuple[dict[str, Any], ClusterHealth]:
+    """What `main.py status` shows (as JSON-ready data): the index, the embedder, the model, the last
+    run, and the Weaviate nodes."""
+    settings = runtime.settings
+    stats = await runtime.store.stats()
+    cluster = await runtime.store.cluster_health()
+    info = {
+        "index": None
+        if stats is None
+        else {
+            "collection": stats.collection,
+            "documents": stats.documents,
+            "chunks": stats.chunks,
+            "embedder": stats.embedder_model_id,
+            "dimension": stats.dimension,
+        },
+        "configured_embedder": runtime.embedder.model_id,
+        "language_model": settings.chat_model if settings.llm_configured else None,
+        "last_run": await runtime.database.index_runs.last_run(),
+        "weaviate": {
+            **cluster.to_dict(),
+            "new_index_replication_factor": settings.weaviate_replication_factor,
+        },
+    }
+    return info, cluster
+
+
+def status_lines(info: dict[str, Any], cluster: ClusterHealth, settings: Settings) -> list[str]:
+    """`status_report` as the lines a person reads."""
+    index = info["index"]
+    if index is None:
+        lines = ["Index: empty — run `python main.py index`."]
+    else:
+        lines = [
+            f"Index: {index['documents']} documents, {index['chunks']} chunks in {index['collection']}",
+            f"Embedder: {index['embedder']} ({index['dimension']} dimensions)",
+        ]
+    lines.append(f"Language model: {info['language_model'] or 'none (answers quote the best passages)'}")
+    lines.append(f"Last run: {describe_run(info['last_run'])}")
+    lines.extend(cluster.describe(settings.weaviate_replication_factor))
+    return lines

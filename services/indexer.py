@@ -4,6 +4,12 @@
 pipeline in `services.indexing.pipeline`; `start_background()` does the same in a task for
 chat commands, which know it only as a `Reindexer` (services.indexing.contract). Progress is
 reported through a throttled callback that never slows the pipeline (it runs in its own task).
+
+One run at a time holds twice: in this process (refused at once, without an await), and across
+processes and replicas through the lease "index:<WEAVIATE_COLLECTION>" in the database (the run
+log's), renewed with the run's progress every INDEX_HEARTBEAT_SECONDS so a refused run can show
+how far the holder is. Every run is recorded as it starts and again as it ends (succeeded, failed
+or interrupted); one whose process died shows as interrupted by its stale lease.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from pathlib import Path
 
 from configs.config import Settings
 from data.embeddings import Embedder
+from data.leases import HeldLease, LeaseTaken
 from data.vector_store import VectorStore
 from services.indexing.contract import (
     DoneCallback,
@@ -45,6 +52,15 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# A run cut short (Ctrl-C, SIGTERM) still records that; a database that hangs must not keep it alive.
+_RECORD_WHEN_INTERRUPTED_SECONDS = 5.0
+INTERRUPTED = "interrupted: the run was stopped (Ctrl-C, SIGTERM or its task cancelled)"
+
+
+def lease_name(settings: Settings) -> str:
+    """The lease of runs into one index: one per collection alias (later per source, too)."""
+    return f"index:{settings.weaviate_collection}"
 
 
 class _ProgressReporter:
@@ -208,27 +224,71 @@ class Indexer(Reindexer):
         progress_interval: float,
     ) -> IndexResult:
         roots = [Path(p) for p in (paths if paths is not None else self._settings.docs_paths)]
+        lease, run_id = await self._begin(progress)
         reporter = _ProgressReporter(on_progress, progress_interval, progress)
         reporter.start()
-        run = IndexRun(self._settings, self._store, self._embedder, progress, roots, full, reporter.changed)
+        run = IndexRun(
+            self._settings, self._store, self._embedder, progress, roots, full, reporter.changed, guard=lease
+        )
         try:
             result = await run.execute()
         except IndexRunFailed as exc:
-            await self._record(exc.result)
+            await self._record(lease, run_id, exc.result)
             await reporter.finish()
             raise
-        except BaseException:  # cancelled: the run is going away, nothing more to report
+        except BaseException:  # cancelled: the run is going away; it says so in the log, briefly
             reporter.stop()
+            await self._record(lease, run_id, run.result(error=INTERRUPTED), interrupted=True)
             raise
         await reporter.finish()
-        await self._record(result)
+        await self._record(lease, run_id, result)
         return result
 
-    async def _record(self, result: IndexResult) -> None:
+    async def _begin(self, progress: IndexProgress) -> tuple[HeldLease | None, int | None]:
+        """Take the lease and record the run as running; `IndexAlreadyRunning` when it is held."""
         if self._run_log is None:
+            return None, None
+        s = self._settings
+        try:
+            lease, run_id = await self._run_log.begin_run(
+                lease_name(s),
+                full=progress.full,
+                ttl=s.index_lease_seconds,
+                heartbeat=s.index_heartbeat_seconds,
+                progress=progress.to_dict(),
+            )
+        except LeaseTaken as exc:
+            holder = exc.holder
+            raise IndexAlreadyRunning(
+                IndexProgress.from_dict(holder.progress),
+                f"in {holder.owner}, progress as of {holder.heartbeat_age():.0f}s ago",
+            ) from None
+        lease.keep_alive(progress.to_dict)
+        return lease, run_id
+
+    async def _record(
+        self, lease: HeldLease | None, run_id: int | None, result: IndexResult, *, interrupted: bool = False
+    ) -> None:
+        """Record how the run ended, then give the lease up (bounded in time when interrupted)."""
+        run_log = self._run_log
+        if run_log is None or lease is None:
+            return
+
+        async def record_and_release() -> None:
+            try:
+                await run_log.record_run(result, run_id=run_id, status="interrupted" if interrupted else None)
+            except Exception:
+                # The index itself is fine; losing the log entry must not turn success into failure.
+                log.exception("Could not record the index run in the database")
+            try:
+                await lease.release()
+            except Exception:  # it expires by itself
+                log.exception("Could not release the index lease %s", lease.name)
+
+        if not interrupted:
+            await record_and_release()
             return
         try:
-            await self._run_log.record_run(result)
-        except Exception:
-            # The index itself is fine; losing the log entry must not turn success into failure.
-            log.exception("Could not record the index run in the database")
+            await asyncio.wait_for(record_and_release(), _RECORD_WHEN_INTERRUPTED_SECONDS)
+        except TimeoutError:  # the next run marks it interrupted, and the lease expires
+            log.error("Could not record the interrupted run in time; the next run will")

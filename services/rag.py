@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 
+import numpy as np
 from cachetools import LRUCache
 
 from configs.config import Settings
 from data.embeddings import Embedder
 from data.records import Passage, SearchHit
 from data.vector_store import VectorStore
-from services.relevance import MEASURED_MIN_SIMILARITY, covered
+from services.relevance import MEASURED_JUDGES, CoverageJudge, covered
 
 # How many hits to fetch per passage wanted: room for merging neighbours and dropping duplicates.
 _FETCH_FACTOR = 4
@@ -52,19 +54,36 @@ class Retriever:
         wanted = k if k is not None else self._settings.search_top_k
         if not query or wanted <= 0:
             return []
-        floor = self.min_similarity
-        hits = await self.fetch(query, wanted, similarity=floor > 0)
-        if not covered(query, hits, floor):
+        floor = self._settings.search_min_similarity
+        judge = self.coverage_judge
+        hits = await self.fetch(query, wanted, similarity=judge is not None or bool(floor))
+        if floor is not None and not covered(query, hits, floor):
+            return []  # an explicit cosine floor (the rule before the coverage judgement)
+        if judge is not None and not judge.covered(query, hits):
             return []  # the closest chunks are about something else: the docs don't cover it
         passages = [p for p in merge_adjacent(hits) if p.score >= self._settings.search_min_score]
         return drop_duplicates(passages, limit=wanted)
 
+    async def score_sentences(self, query: str, sentences: Sequence[str]) -> list[float]:
+        """Cosine similarity of each sentence to the query: the offline model's answer leads with
+        the sentences that score best (by meaning, so a sentence repeating the question's words
+        does not win by counting them)."""
+        if not sentences:
+            return []
+        query_vector = np.asarray(await self._query_vector(query.strip()), dtype=np.float32)
+        vectors = np.asarray(await self._embedder.embed_documents(list(sentences)), dtype=np.float32)
+        return [float(score) for score in vectors @ query_vector]
+
     @property
-    def min_similarity(self) -> float:
-        """SEARCH_MIN_SIMILARITY, or the floor measured for the embedding model (0 when unknown)."""
-        if self._settings.search_min_similarity is not None:
-            return self._settings.search_min_similarity
-        return MEASURED_MIN_SIMILARITY.get(self._embedder.model_id, 0.0)
+    def coverage_judge(self) -> CoverageJudge | None:
+        """The coverage judgement measured for the embedding model, at SEARCH_MIN_COVERAGE when set;
+        None when it is 0, when SEARCH_MIN_SIMILARITY sets a cosine floor instead, or when no
+        judgement was measured for the model."""
+        measured = MEASURED_JUDGES.get(self._embedder.model_id)
+        threshold = self._settings.search_min_coverage
+        if measured is None or self._settings.search_min_similarity is not None or threshold == 0:
+            return None
+        return measured if threshold is None else replace(measured, threshold=threshold)
 
     async def fetch(self, query: str, wanted: int, *, similarity: bool = False) -> list[SearchHit]:
         """The raw hits behind `wanted` passages (before merging, de-duplication and the floor)."""

@@ -1,31 +1,30 @@
 """Whether search hits are about the question at all, so a question the documents don't cover
 gets "not covered" instead of the nearest, unrelated passages (the fused score can't tell: it is
-normalised per question)."""
+normalised per question).
+
+The judgement (`CoverageJudge`) is a logistic model over a few numbers of the fetched chunks
+(`coverage_features`), fitted on a development set of covered and off-topic messages and given
+the threshold that keeps 95% of the covered ones answered; `python -m bench --parts coverage`
+fits it and measures it on a separate report set (docs/benchmarks.md, "Is this covered?"). The
+cosine floor with the content-word rescue (`covered`) is the rule it replaced, still applied when
+SEARCH_MIN_SIMILARITY is set.
+"""
 
 from __future__ import annotations
 
-import re
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from data.embeddings import LOCAL_MODEL_ID
 from data.records import SearchHit
+from simple_agents.conversation import content_words
 
-_WORD = re.compile(r"\w+")
-# Below this cosine similarity the closest chunk is unrelated to the question; measured per model
-# by `python -m bench --parts relevance` (docs/benchmarks.md, "Questions the documents don't cover").
+# The rule before the judgement: below this cosine similarity the closest chunk was taken as
+# unrelated (`python -m bench --parts relevance`); the bench compares the judgement with it.
 MEASURED_MIN_SIMILARITY = {LOCAL_MODEL_ID: 0.15}
 # ... unless one of the chunks holds this share of the question's content words.
 KEYWORD_SHARE = 2 / 3
-# English function words, left out of the keyword check (a stop-word package would be a dependency
-# for these few lines).
-_FUNCTION_WORDS = frozenset(
-    "the and for are was were been being has have had does did doing can could should would will "
-    "shall may might must not nor but yet any all each some such than that this these those there "
-    "their them they then what which who whom whose when where why how with without within into "
-    "onto from about above below over under again further once here both few more most other own "
-    "same too very you your yours our ours its his her hers she him just also only out off per "
-    "via use using used get got make made need want like one ones".split()
-)
 
 
 def covered(question: str, hits: Sequence[SearchHit], min_similarity: float) -> bool:
@@ -38,6 +37,29 @@ def covered(question: str, hits: Sequence[SearchHit], min_similarity: float) -> 
     return best_keyword_share(question, hits) >= KEYWORD_SHARE
 
 
+# What the coverage judgement looks at, in the order of `CoverageJudge.weights`.
+FEATURES = (
+    "best cosine similarity",
+    "best similarity minus the median of the fetched chunks",
+    "largest share of the question's content words in one chunk",
+    "share of the question's content words found in any chunk",
+    "content words in the question (up to 8, as a share of 8)",
+)
+
+
+def coverage_features(question: str, hits: Sequence[SearchHit]) -> list[float]:
+    """The numbers `CoverageJudge` weighs (see `FEATURES`): how close the best chunk is, how much it
+    stands out from the rest, and how much of the question the chunks' words hold."""
+    similarities = sorted((h.similarity for h in hits if h.similarity is not None), reverse=True)
+    best = similarities[0] if similarities else 0.0
+    median = similarities[len(similarities) // 2] if similarities else 0.0
+    words = content_words(question)
+    in_hits = [words & content_words(hit.text) for hit in hits] if words else []
+    share = max((len(found) / len(words) for found in in_hits), default=0.0)
+    anywhere = len(frozenset().union(*in_hits)) / len(words) if in_hits else 0.0
+    return [best, best - median, share, anywhere, min(len(words), 8) / 8]
+
+
 def best_keyword_share(question: str, hits: Sequence[SearchHit]) -> float:
     """The largest share of the question's content words found in one hit (0 when it has fewer
     than two: one common word proves nothing)."""
@@ -47,6 +69,30 @@ def best_keyword_share(question: str, hits: Sequence[SearchHit]) -> float:
     return max((len(words & content_words(hit.text)) / len(words) for hit in hits), default=0.0)
 
 
-def content_words(text: str) -> frozenset[str]:
-    """Lower-cased words of 3+ letters that are not function words."""
-    return frozenset(w for w in _WORD.findall(text.lower()) if len(w) > 2 and w not in _FUNCTION_WORDS)
+@dataclass(frozen=True)
+class CoverageJudge:
+    """P(the documents cover the question) = logistic(bias + weights · `coverage_features`)."""
+
+    weights: tuple[float, ...]
+    bias: float
+    threshold: float  # answer only at or above this probability
+
+    def probability(self, question: str, hits: Sequence[SearchHit]) -> float:
+        features = coverage_features(question, hits)
+        z = self.bias + sum(w * f for w, f in zip(self.weights, features, strict=True))
+        return 1.0 / (1.0 + math.exp(-z))
+
+    def covered(self, question: str, hits: Sequence[SearchHit]) -> bool:
+        """Whether to answer from the hits; hits without similarities (or none) are not judged."""
+        if not any(hit.similarity is not None for hit in hits):
+            return True
+        return self.probability(question, hits) >= self.threshold
+
+
+# Fitted by `python -m bench --parts coverage` for the local model (FEATURES order); on the report
+# set its threshold answers 97% of covered questions and abstains on 89% of off-topic messages.
+MEASURED_JUDGES = {
+    LOCAL_MODEL_ID: CoverageJudge(
+        weights=(8.6067, 0.5621, 3.9075, 0.5036, -0.2521), bias=-6.469, threshold=0.30
+    )
+}

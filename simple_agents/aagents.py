@@ -34,19 +34,31 @@ from pydantic import Field
 
 from configs.config import Settings
 from data.records import Passage
+from simple_agents.offline_answer import SentenceScorer
 from simple_agents.offline_model import SEARCH_TOOL_NAME, OfflineQuoteModel
 
 TContext = TypeVar("TContext")
 
-NO_MATCHES = "No matching passages were found in the indexed documents."
+# What the model reads when the coverage judgement finds nothing about the query: said plainly, so
+# it answers "not covered" (or searches with other words) instead of from general knowledge.
+NO_MATCHES = (
+    "No matching passages were found in the indexed documents: nothing in them is about this. "
+    "Search again with other words, or tell the user the documents don't cover it."
+)
 # Local OpenAI-compatible servers (Ollama, vLLM, llama.cpp) need no key, but the client wants one.
 _PLACEHOLDER_API_KEY = "not-needed"
 
+# The standalone-query rule is what makes follow-ups work with an LLM: the model sees the history,
+# the search does not (tests/test_followups.py holds the model to it with a scripted follow-up).
 INSTRUCTIONS = """\
 You answer questions about the team's documents, using only what the `search_docs` tool returns.
 
 - Always call `search_docs` before answering, also for follow-up questions; search again with \
 other words when the first results don't answer the question.
+- `search_docs` does not see the conversation: write every query so it stands alone. For a \
+follow-up, put in what the message leaves out (after "How do I add the bot to Slack?", search \
+"and in HTTP mode?" as "add the bot to Slack in HTTP mode"); for a new question, search its own \
+words without the earlier subject.
 - Base every statement on the retrieved passages and cite them by their numbers, like [1] or \
 [2][3], right after the statement they support. Never invent sources or numbers.
 - If the passages don't cover the question, say so plainly (for example "The documents don't \
@@ -67,6 +79,10 @@ class PassageSearch(Protocol):
 
     async def search(self, query: str) -> list[Passage]:
         """The best passages for `query`, best first; empty when the docs don't cover it."""
+        ...
+
+    async def score_sentences(self, query: str, sentences: Sequence[str]) -> list[float]:
+        """How well each sentence answers `query` (the offline model leads with the best)."""
         ...
 
 
@@ -127,8 +143,9 @@ def passage_header(number: int, passage: Passage) -> str:
     return f"{header} ({passage.heading_path})" if passage.heading_path else header
 
 
-def build_model(settings: Settings) -> Model:
-    """The configured LLM, or the offline quoting model when none is configured.
+def build_model(settings: Settings, scorer: SentenceScorer) -> Model:
+    """The configured LLM, or the offline quoting model (its sentences scored by `scorer`) when
+    none is configured.
 
     Also switches trace export off unless OPENAI_TRACING is set, so nothing is sent to
     api.openai.com behind the user's back.
@@ -137,7 +154,7 @@ def build_model(settings: Settings) -> Model:
     if settings.openai_tracing and settings.openai_api_key is not None:
         set_tracing_export_api_key(settings.openai_api_key.get_secret_value())
     if not settings.llm_configured:
-        return OfflineQuoteModel()
+        return OfflineQuoteModel(scorer)
     key = settings.openai_api_key
     client = AsyncOpenAI(
         api_key=key.get_secret_value() if key is not None else _PLACEHOLDER_API_KEY,
@@ -152,12 +169,12 @@ def build_model(settings: Settings) -> Model:
 def build_agent(
     settings: Settings, retriever: PassageSearch, model: Model | None = None
 ) -> Agent[DocsAgentContext[Any]]:
-    """The docs agent; `model` defaults to `build_model(settings)`."""
+    """The docs agent; `model` defaults to `build_model(settings, retriever)`."""
     return Agent[DocsAgentContext[Any]](
         name="Docs assistant",
         instructions=INSTRUCTIONS,
         tools=[make_search_tool(retriever)],
-        model=model if model is not None else build_model(settings),
+        model=model if model is not None else build_model(settings, retriever),
     )
 
 

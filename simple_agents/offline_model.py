@@ -2,7 +2,8 @@
 
 It speaks the Agents SDK `Model` interface, so the bot runs the same agent, tool and chatkit
 streaming path with or without an LLM. It never writes prose of its own: every answer says that
-no language model is configured and shows the most relevant excerpts with their [n] numbers.
+no language model is configured, then shows the documents' sentences that best answer the
+question and short quotes of their passages, with their [n] numbers (simple_agents/offline_answer.py).
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ import json
 import re
 import time
 import uuid
-from bisect import bisect_right
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from agents.agent_output import AgentOutputSchemaBase
@@ -42,16 +42,14 @@ from openai.types.responses import (
 from openai.types.responses.response_prompt_param import ResponsePromptParam
 from openai.types.responses.response_status import ResponseStatus
 
+from simple_agents.conversation import search_queries
+from simple_agents.offline_answer import NO_LLM_NOTICE, NOT_COVERED, SentenceScorer, offline_answer
+
+__all__ = ["NOT_COVERED", "NO_LLM_NOTICE", "SEARCH_TOOL_NAME", "OfflineQuoteModel", "stream_events"]
+
 SEARCH_TOOL_NAME = "search_docs"
-NO_LLM_NOTICE = (
-    "_No language model is configured, so this is not a written answer: "
-    "here are the most relevant excerpts from the documents._"
-)
-NOT_COVERED = "The indexed documents don't seem to cover this: no passage matched"
 MODEL_NAME = "offline-quotes"
 
-_MAX_PASSAGES = 3
-_EXCERPT_CHARS = 500
 # Messages chatkit adds on the user's behalf; they are context, not the question.
 _CONTEXT_PREFIXES = (
     "Hidden context for the agent",
@@ -61,18 +59,19 @@ _CONTEXT_PREFIXES = (
     "A structured input request",
     "# User-provided context",
 )
-_FOLLOW_UP_WORDS = frozenset(
-    "it its that this these those they them their there he she his her one ones same more else "
-    "why how what and also so then about".split()
-)
-_BLOCK_START = re.compile(r"(?:^|\n\n)(?=\[\d+\] )")
+# How many earlier questions lend their terms to a follow-up's second search: a chain of
+# follow-ups ("any examples?", then "and the configuration?") keeps the subject the first named.
+_CARRIED_QUESTIONS = 2
 _BLOCK_END = re.compile(r"(?<=\n\n)")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
-_WORD = re.compile(r"\w+")
 
 
 class OfflineQuoteModel(Model):
-    """Turn 1: call `search_docs` with the question. Turn 2: quote the passages the tool returned."""
+    """Turn 1: call `search_docs` with the question (twice for a follow-up, see `search_queries`).
+    Turn 2: answer from the passages the tool returned (`offline_answer`), its sentences scored
+    by `scorer`."""
+
+    def __init__(self, scorer: SentenceScorer) -> None:
+        self.scorer = scorer
 
     async def get_response(
         self,
@@ -88,8 +87,8 @@ class OfflineQuoteModel(Model):
         conversation_id: str | None,
         prompt: ResponsePromptParam | None,
     ) -> ModelResponse:
-        item = _next_output(input)
-        return ModelResponse(output=[item], usage=Usage(requests=1), response_id=_new_id("resp"))
+        output = await self._next_output(input)
+        return ModelResponse(output=output, usage=Usage(requests=1), response_id=_new_id("resp"))
 
     async def stream_response(
         self,
@@ -105,122 +104,89 @@ class OfflineQuoteModel(Model):
         conversation_id: str | None,
         prompt: ResponsePromptParam | None,
     ) -> AsyncIterator[TResponseStreamEvent]:
-        for event in stream_events(_new_id("resp"), _next_output(input)):
+        for event in stream_events(_new_id("resp"), await self._next_output(input)):
             yield event
 
+    async def _next_output(self, input: str | list[TResponseInputItem]) -> list[TResponseOutputItem]:
+        """Search when the latest question has no tool output yet; otherwise quote what was found."""
+        items = [
+            _as_dict(item)
+            for item in ([{"role": "user", "content": input}] if isinstance(input, str) else input)
+        ]
+        questions = [(index, text) for index, text in _user_questions(items)]
+        last_index = questions[-1][0] if questions else -1
+        searches = _searches_in_call_order(items[last_index + 1 :])
+        question = questions[-1][1] if questions else ""
+        if not searches and question:
+            earlier = [text for _, text in reversed(questions[:-1])][:_CARRIED_QUESTIONS]
+            previous_answer = _last_assistant_text(items[:last_index])
+            return [_search_call(query) for query in search_queries(question, earlier, previous_answer)]
+        return [_message(await offline_answer(question, searches, self.scorer))]
 
-def _next_output(input: str | list[TResponseInputItem]) -> TResponseOutputItem:
-    """Search when the latest question has no tool output yet; otherwise quote what was found."""
-    items = [
-        _as_dict(item) for item in ([{"role": "user", "content": input}] if isinstance(input, str) else input)
-    ]
-    questions = [(index, text) for index, text in _user_questions(items)]
-    last_index = questions[-1][0] if questions else -1
-    outputs = [
-        _output_text(item.get("output"))
-        for item in items[last_index + 1 :]
+
+def _searches_in_call_order(items: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(query, output) of the searches among `items`, in the order their calls were made (the
+    message-alone search first, see `search_queries`)."""
+    queries = {
+        item.get("call_id"): _call_query(item.get("arguments"))
+        for item in items
+        if item.get("type") == "function_call"
+    }
+    outputs = {
+        item.get("call_id"): _output_text(item.get("output"))
+        for item in items
         if item.get("type") == "function_call_output"
-    ]
-    question = questions[-1][1] if questions else ""
-    if not outputs and question:
-        previous = questions[-2][1] if len(questions) > 1 else ""
-        query = build_query(question, previous)
-        return ResponseFunctionToolCall(
-            id=_new_id("fc"),
-            call_id=_new_id("call"),
-            type="function_call",
-            name=SEARCH_TOOL_NAME,
-            arguments=json.dumps({"query": query}, ensure_ascii=False),
-            status="completed",
-        )
-    return _message(quote_answer(question, outputs))
+    }
+    ordered = [(query, outputs.pop(call)) for call, query in queries.items() if call in outputs]
+    return ordered + [("", output) for output in outputs.values()]  # calls not in the input
 
 
-def build_query(question: str, previous_question: str = "") -> str:
-    """The search query: the question, plus the previous one when this is a bare follow-up."""
-    words = [word.lower() for word in _WORD.findall(question)]
-    bare = len(words) <= 3 or (
-        len(words) <= 8 and sum(w in _FOLLOW_UP_WORDS for w in words) * 2 >= len(words)
+def _call_query(arguments: object) -> str:
+    try:
+        query = json.loads(arguments).get("query", "") if isinstance(arguments, str) else ""
+    except (ValueError, AttributeError):
+        return ""
+    return query if isinstance(query, str) else ""
+
+
+def _last_assistant_text(items: list[dict[str, Any]]) -> str:
+    for item in reversed(items):
+        if item.get("role") == "assistant" and item.get("type", "message") == "message":
+            return _output_text(item.get("content"))
+    return ""
+
+
+def _search_call(query: str) -> ResponseFunctionToolCall:
+    return ResponseFunctionToolCall(
+        id=_new_id("fc"),
+        call_id=_new_id("call"),
+        type="function_call",
+        name=SEARCH_TOOL_NAME,
+        arguments=json.dumps({"query": query}, ensure_ascii=False),
+        status="completed",
     )
-    if previous_question and bare:
-        return f"{previous_question.strip()} {question.strip()}"
-    return question.strip()
 
 
-def quote_answer(question: str, tool_outputs: Iterable[str]) -> str:
-    """Markdown: the no-LLM notice, then the best passages trimmed around the question's words."""
-    blocks: list[tuple[str, str]] = []
-    for output in tool_outputs:
-        for block in _BLOCK_START.split(output):
-            header, _, text = block.strip().partition("\n")
-            if re.match(r"\[\d+\] ", header) and text.strip() and all(header != h for h, _ in blocks):
-                blocks.append((header, text.strip()))
-    if not blocks:
-        shown = question.strip() or "your question"
-        return f"{NO_LLM_NOTICE}\n\n{NOT_COVERED} “{shown}”. Try other words, or index more documents."
-    terms = {word.lower() for word in _WORD.findall(question) if len(word) > 2}
-    parts = [NO_LLM_NOTICE]
-    for header, text in blocks[:_MAX_PASSAGES]:
-        quoted = "\n".join(f"> {line}" if line else ">" for line in excerpt(text, terms).splitlines())
-        parts.append(f"**{header}**\n{quoted}")
-    return "\n\n".join(parts)
-
-
-def excerpt(text: str, terms: set[str], limit: int = _EXCERPT_CHARS) -> str:
-    """About `limit` characters of `text`, starting near the sentence that best matches `terms`.
-
-    The excerpt is a slice of the original text, so line breaks (lists, code) survive.
-    """
-    if len(text) <= limit:
-        return text
-    starts = [0, *(match.end() for match in _SENTENCE_END.finditer(text))]
-    spans = [(a, b) for a, b in zip(starts, [*starts[1:], len(text)], strict=True) if text[a:b].strip()]
-    found: list[set[str]] = [set() for _ in spans]  # the question's terms in each span, one regex pass
-    span_starts = [a for a, _ in spans]
-    if terms:
-        lowered = text.lower()
-        same_offsets = len(lowered) == len(text)  # lower() can lengthen a few letters (e.g. "İ")
-        flags = 0 if same_offsets else re.IGNORECASE  # matching lower-cased text is ~2× faster
-        wanted = re.compile(r"\b(?:" + "|".join(map(re.escape, sorted(terms))) + r")\b", flags)
-        for match in wanted.finditer(lowered if same_offsets else text):
-            if (index := bisect_right(span_starts, match.start()) - 1) >= 0:
-                found[index].add(match.group().lower())
-    scores = [len(words) for words in found]
-    best = max(range(len(spans)), key=lambda i: (scores[i], -i)) if spans else 0
-    first = max(0, best - 1) if scores and scores[best] else 0
-    begin = spans[first][0] if spans else 0
-    end = begin
-    for _, span_end in spans[first:]:
-        if end > begin and span_end - begin > limit:
-            break
-        end = span_end
-    result = text[begin:end].rstrip()
-    if len(result) > limit:
-        result = result[:limit].rsplit(" ", 1)[0]
-    prefix = "… " if begin > 0 else ""
-    suffix = " …" if begin + len(result) < len(text.rstrip()) else ""
-    return prefix + result + suffix
-
-
-def stream_events(response_id: str, item: TResponseOutputItem) -> list[TResponseStreamEvent]:
-    """The Responses API event sequence for one output item, as OpenAI would stream it."""
+def stream_events(response_id: str, items: Sequence[TResponseOutputItem]) -> list[TResponseStreamEvent]:
+    """The Responses API event sequence for the output items, as OpenAI would stream them."""
     base = _response(response_id, [], "in_progress")
     events: list[Any] = [
         ResponseCreatedEvent(type="response.created", response=base, sequence_number=0),
         ResponseInProgressEvent(type="response.in_progress", response=base, sequence_number=0),
     ]
-    if isinstance(item, ResponseFunctionToolCall):
-        events += _function_call_events(item)
-    elif isinstance(item, ResponseOutputMessage):
-        events += _message_events(item)
-    events.append(
-        ResponseOutputItemDoneEvent(
-            type="response.output_item.done", item=item, output_index=0, sequence_number=0
+    for index, item in enumerate(items):
+        if isinstance(item, ResponseFunctionToolCall):
+            events += _function_call_events(item, index)
+        elif isinstance(item, ResponseOutputMessage):
+            events += _message_events(item, index)
+        events.append(
+            ResponseOutputItemDoneEvent(
+                type="response.output_item.done", item=item, output_index=index, sequence_number=0
+            )
         )
-    )
     events.append(
         ResponseCompletedEvent(
-            type="response.completed", response=_response(response_id, [item], "completed"), sequence_number=0
+            type="response.completed", response=_response(response_id, items, "completed"), sequence_number=0
         )
     )
     for number, event in enumerate(events):
@@ -228,15 +194,15 @@ def stream_events(response_id: str, item: TResponseOutputItem) -> list[TResponse
     return cast(list[TResponseStreamEvent], events)
 
 
-def _function_call_events(call: ResponseFunctionToolCall) -> list[Any]:
+def _function_call_events(call: ResponseFunctionToolCall, index: int) -> list[Any]:
     """The call appears with empty arguments, which then arrive whole in one delta."""
     item_id = call.id or call.call_id
     return [
-        _added(call.model_copy(update={"arguments": "", "status": "in_progress"})),
+        _added(call.model_copy(update={"arguments": "", "status": "in_progress"}), index),
         ResponseFunctionCallArgumentsDeltaEvent(
             type="response.function_call_arguments.delta",
             item_id=item_id,
-            output_index=0,
+            output_index=index,
             delta=call.arguments,
             sequence_number=0,
         ),
@@ -244,7 +210,7 @@ def _function_call_events(call: ResponseFunctionToolCall) -> list[Any]:
             {
                 "type": "response.function_call_arguments.done",
                 "item_id": item_id,
-                "output_index": 0,
+                "output_index": index,
                 "arguments": call.arguments,
                 "name": call.name,
                 "sequence_number": 0,
@@ -253,18 +219,18 @@ def _function_call_events(call: ResponseFunctionToolCall) -> list[Any]:
     ]
 
 
-def _message_events(message: ResponseOutputMessage) -> list[Any]:
+def _message_events(message: ResponseOutputMessage, index: int) -> list[Any]:
     """The message appears empty, then its one text part opens, streams by `_pieces` and closes."""
     text = cast(ResponseOutputText, message.content[0]).text
     where: dict[str, Any] = {
         "item_id": message.id,
-        "output_index": 0,
+        "output_index": index,
         "content_index": 0,
         "sequence_number": 0,
     }
     empty = ResponseOutputText(type="output_text", text="", annotations=[], logprobs=[])
     return [
-        _added(message.model_copy(update={"content": [], "status": "in_progress"})),
+        _added(message.model_copy(update={"content": [], "status": "in_progress"}), index),
         ResponseContentPartAddedEvent(type="response.content_part.added", part=empty, **where),
         *(
             ResponseTextDeltaEvent(type="response.output_text.delta", delta=piece, logprobs=[], **where)
@@ -275,13 +241,13 @@ def _message_events(message: ResponseOutputMessage) -> list[Any]:
     ]
 
 
-def _added(item: TResponseOutputItem) -> ResponseOutputItemAddedEvent:
+def _added(item: TResponseOutputItem, index: int) -> ResponseOutputItemAddedEvent:
     return ResponseOutputItemAddedEvent(
-        type="response.output_item.added", item=item, output_index=0, sequence_number=0
+        type="response.output_item.added", item=item, output_index=index, sequence_number=0
     )
 
 
-def _response(response_id: str, output: list[TResponseOutputItem], status: ResponseStatus) -> Response:
+def _response(response_id: str, output: Sequence[TResponseOutputItem], status: ResponseStatus) -> Response:
     # Keyword construction keeps the given (already valid) items as they are: ~5 µs, where
     # model_validate of dumped items takes ~90 µs and openai's recursive construct() ~180 µs.
     return Response(

@@ -88,7 +88,12 @@ def answer_steps(adapter: str) -> list[Step]:
             "hit_from_properties", via="WeaviateVectorStore.search", note="Weaviate objects to `SearchHit`s"
         ),
         Step("covered", via="Retriever.search"),
-        Step("cited_sources", via="DocsChatKitServer.respond"),
+        Step(
+            "checked_answers",
+            via="DocsChatKitServer.respond",
+            note="every [n] checked against this turn's passages",
+        ),
+        Step("cited_sources", via="checked_answers"),
     ]
 
 
@@ -124,7 +129,7 @@ SLACK_REINDEX = [
     Step("discover", via="IndexRun.execute"),
     Step("parse_document", via="_prepare"),
     Step("parse_markdown", via="parse_document", token="_TEXT_PARSERS", note="one parser per file type"),
-    Step("chunk_document", via="_prepare"),
+    Step("chunk_slices", via="IndexRun._stream", note="a document's chunks in slices, never all at once"),
     Step("Embedder.embed_documents", via="IndexRun._embed"),
     Step("IndexWriter.write_chunks", via="IndexRun._write"),
     Step("WeaviateIndexWriter.write_chunks", "implements"),

@@ -44,7 +44,8 @@ from simple_agents.aagents import (
     build_model,
     build_run_config,
 )
-from simple_agents.offline_model import NO_LLM_NOTICE, OfflineQuoteModel, build_query
+from simple_agents.offline_answer import NO_LLM_NOTICE
+from simple_agents.offline_model import OfflineQuoteModel
 
 MakeSettings = Callable[..., Settings]
 
@@ -82,9 +83,10 @@ async def test_offline_agent_quotes_the_passages_and_says_no_model_is_configured
     make_settings: MakeSettings, store: WeaviateVectorStore, embedder: Embedder
 ) -> None:
     settings = make_settings(weaviate_collection=store.alias)
-    assert isinstance(build_model(settings), OfflineQuoteModel)
+    retriever = Retriever(settings, store, embedder)
+    assert isinstance(build_model(settings, retriever), OfflineQuoteModel)
     answer, deltas, context, items = await run(
-        settings, Retriever(settings, store, embedder), "Which port does the widget server installer ask for?"
+        settings, retriever, "Which port does the widget server installer ask for?"
     )
 
     assert tool_calls(items) == [{"query": "Which port does the widget server installer ask for?"}]
@@ -112,7 +114,7 @@ async def test_offline_agent_says_when_the_documents_do_not_cover_the_question(
     assert context.passages == []
 
 
-async def test_offline_follow_up_searches_with_the_previous_question(
+async def test_offline_follow_up_also_searches_with_the_previous_questions_terms(
     make_settings: MakeSettings, store: WeaviateVectorStore, embedder: Embedder
 ) -> None:
     settings = make_settings(weaviate_collection=store.alias)
@@ -133,17 +135,8 @@ async def test_offline_follow_up_searches_with_the_previous_question(
     ]
     answer, _, _, items = await run(settings, Retriever(settings, store, embedder), agent_input)
 
-    assert tool_calls(items) == [{"query": "How are billing invoices sent? and when?"}]
+    assert tool_calls(items) == [{"query": "and when?"}, {"query": "and when? billing invoices sent"}]
     assert "first working day of every month".upper() in answer.upper()
-
-
-def test_follow_up_query_keeps_full_questions_alone() -> None:
-    assert build_query("How do I rotate the API token?", "What is the install path?") == (
-        "How do I rotate the API token?"
-    )
-    assert (
-        build_query("why is that?", "What does the sprocket do?") == "What does the sprocket do? why is that?"
-    )
 
 
 async def test_store_failure_reaches_the_caller_with_its_message(
@@ -178,7 +171,7 @@ async def test_llm_calls_search_docs_and_answers_from_the_tool_output(
             openai_api_key="sk-test",
             openai_api=api,
         )
-        model = build_model(settings)
+        model = build_model(settings, Retriever(settings, store, embedder))
         assert isinstance(model, UniqueIdChatCompletionsModel if api == "chat_completions" else object)
         answer, deltas, context, items = await run(
             settings, Retriever(settings, store, embedder), "Which port?"
@@ -302,11 +295,11 @@ async def test_passages_keep_continuous_numbers_across_searches(
     assert f"[{billing}] " in second
 
 
-def test_tracing_is_off_unless_enabled(make_plain_settings: MakeSettings) -> None:
+def test_tracing_is_off_unless_enabled(make_plain_settings: MakeSettings, embedder: Embedder) -> None:
     from agents.tracing import get_trace_provider
 
     settings = make_plain_settings()
-    build_model(settings)
+    build_model(settings, Retriever(settings, WeaviateVectorStore(settings), embedder))
     assert build_run_config(settings).tracing_disabled is True
     assert get_trace_provider()._disabled is True  # type: ignore[attr-defined]
     assert build_run_config(make_plain_settings(openai_tracing=True)).tracing_disabled is False

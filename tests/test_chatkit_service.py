@@ -18,6 +18,7 @@ import pytest
 from agents.exceptions import UserError
 from agents.models.fake_id import FAKE_RESPONSES_ID
 from chatkit.server import NonStreamingResult, StreamingResult
+from chatkit.store import NotFoundError
 from chatkit.types import AssistantMessageItem, ThreadItem, UserMessageItem
 from database_support import votes_on
 from fake_openai_server import ErrorReply, FakeOpenAIServer, docs_responder
@@ -115,9 +116,27 @@ def check_stream(events: list[AskEvent]) -> Answer:
     return answer
 
 
-async def thread_items(service: ChatService, thread_id: str) -> list[ThreadItem]:
-    page = await service.server.store.load_thread_items(thread_id, None, 100, "asc", RequestContext())
+async def thread_items(service: ChatService, thread_id: str, owner: RequestContext) -> list[ThreadItem]:
+    """The thread's items as `owner` (its conversation, or its ChatKit user) reads them."""
+    page = await service.server.store.load_thread_items(thread_id, None, 100, "asc", owner)
     return page.data
+
+
+def conversation(key: str) -> RequestContext:
+    """The store's view of an adapter conversation (each thread is its conversation's)."""
+    return RequestContext(conversation_key=key)
+
+
+CREATE = {
+    "type": "threads.create",
+    "params": {
+        "input": {
+            "content": [{"type": "input_text", "text": QUESTION}],
+            "attachments": [],
+            "inference_options": {},
+        }
+    },
+}
 
 
 def item_text(item: ThreadItem) -> str:
@@ -142,7 +161,7 @@ async def test_offline_answer_streams_and_persists(store: WeaviateVectorStore, e
         assert all(s.url is None for s in backup)
 
         assert await service.has_conversation("slack:C1:100")
-        items = await thread_items(service, answer.thread_id)
+        items = await thread_items(service, answer.thread_id, conversation("slack:C1:100"))
         assert [type(i).__name__ for i in items] == ["UserMessageItem", "AssistantMessageItem"]
         assert item_text(items[0]) == QUESTION and items[1].id == answer.answer_id
         assert item_text(items[1]) == answer.text
@@ -150,7 +169,7 @@ async def test_offline_answer_streams_and_persists(store: WeaviateVectorStore, e
         assert isinstance(stored, AssistantMessageItem)
         annotated = [a.source.title for a in stored.content[0].annotations]
         assert f"[{install.number}] Install guide" in annotated
-        thread = await service.server.store.load_thread(answer.thread_id, RequestContext())
+        thread = await service.server.store.load_thread(answer.thread_id, conversation("slack:C1:100"))
         assert thread.title == QUESTION
 
 
@@ -172,7 +191,7 @@ async def test_follow_up_sees_history_and_survives_restart(
         assert await restarted.has_conversation("discord:7")
         third = check_stream(await collect(restarted, "discord:7", "How are backups kept?"))
         assert third.thread_id == first.thread_id
-        items = await thread_items(restarted, first.thread_id)
+        items = await thread_items(restarted, first.thread_id, conversation("discord:7"))
         assert [i.id for i in items if isinstance(i, AssistantMessageItem)] == [
             first.answer_id,
             second.answer_id,
@@ -195,7 +214,7 @@ async def test_concurrent_asks_on_one_conversation_are_serialized(
         results = await asyncio.gather(*(collect(service, "slack:C9:1", q) for q in questions))
         answers = [check_stream(events) for events in results]
         assert len({a.thread_id for a in answers}) == 1
-        items = await thread_items(service, answers[0].thread_id)
+        items = await thread_items(service, answers[0].thread_id, conversation("slack:C9:1"))
         kinds = [type(i).__name__ for i in items]
         assert kinds == ["UserMessageItem", "AssistantMessageItem"] * 3
         # Each answer directly follows its own question.
@@ -289,17 +308,28 @@ async def test_feedback_is_stored_from_adapters_and_chatkit(
     async with open_service(service_settings(store), store, embedder) as service:
         answer = check_stream(await collect(service, "slack:C6:1", QUESTION))
         await service.record_feedback(answer.answer_id, positive=True, user_id="U1")
-        request = {
-            "type": "items.feedback",
-            "params": {"thread_id": answer.thread_id, "item_ids": [answer.answer_id], "kind": "negative"},
-        }
-        result = await service.server.process(json.dumps(request), {"user_id": "U2"})
+        created = await service.server.process(json.dumps(CREATE), {"user_id": "web"})
+        assert isinstance(created, StreamingResult)
+        events = [json.loads(chunk.removeprefix(b"data: ")) async for chunk in created]
+        web_thread, web_answer = events[0]["thread"]["id"], events[-1]["item"]["id"]
+
+        def vote(thread_id: str, item_id: str) -> str:
+            params = {"thread_id": thread_id, "item_ids": [item_id], "kind": "negative"}
+            return json.dumps({"type": "items.feedback", "params": params})
+
+        result = await service.server.process(vote(web_thread, web_answer), {"user_id": "web"})
         assert isinstance(result, NonStreamingResult)
-        rows = await votes_on(service.database, answer.answer_id)
-    assert [(r.positive, r.user_id, r.thread_id) for r in rows] == [
-        (True, "U1", answer.thread_id),
-        (False, "U2", answer.thread_id),
-    ]
+        # A ChatKit user votes only in their own threads: not on a Slack answer, nor on another's.
+        for thread_id, item_id, user in [
+            (answer.thread_id, answer.answer_id, "web"),
+            (web_thread, web_answer, "U2"),
+        ]:
+            with pytest.raises(NotFoundError):
+                await service.server.process(vote(thread_id, item_id), {"user_id": user})
+        slack_votes = await votes_on(service.database, answer.answer_id)
+        web_votes = await votes_on(service.database, web_answer)
+    assert [(r.positive, r.user_id, r.thread_id) for r in slack_votes] == [(True, "U1", answer.thread_id)]
+    assert [(r.positive, r.user_id, r.thread_id) for r in web_votes] == [(False, "web", web_thread)]
 
 
 async def test_chatkit_protocol_requests_use_the_same_threads(
@@ -307,17 +337,7 @@ async def test_chatkit_protocol_requests_use_the_same_threads(
 ) -> None:
     """POST /chatkit: threads.create streams SSE and stores the thread like an adapter's."""
     async with open_service(service_settings(store), store, embedder) as service:
-        create = {
-            "type": "threads.create",
-            "params": {
-                "input": {
-                    "content": [{"type": "input_text", "text": QUESTION}],
-                    "attachments": [],
-                    "inference_options": {},
-                }
-            },
-        }
-        result = await service.server.process(json.dumps(create), {"user_id": "web"})
+        result = await service.server.process(json.dumps(CREATE), {"user_id": "web"})
         assert isinstance(result, StreamingResult)
         events = [json.loads(chunk.removeprefix(b"data: ")) async for chunk in result]
         types = [e["type"] for e in events]
@@ -326,7 +346,7 @@ async def test_chatkit_protocol_requests_use_the_same_threads(
         done = [e["item"] for e in events if e["type"] == "thread.item.done"]
         assert [d["type"] for d in done] == ["user_message", "assistant_message"]
         assert done[1]["content"][0]["annotations"], done[1]
-        items = await thread_items(service, thread_id)
+        items = await thread_items(service, thread_id, RequestContext(user_id="web"))
         assert [i.id for i in items] == [d["id"] for d in done]
 
 
@@ -351,12 +371,11 @@ async def test_conversation_whose_thread_was_deleted_starts_a_new_thread(
 ) -> None:
     async with open_service(service_settings(store), store, embedder) as service:
         first = check_stream(await collect(service, "slack:C8:1", QUESTION))
-        delete = {"type": "threads.delete", "params": {"thread_id": first.thread_id}}
-        assert isinstance(await service.server.process(json.dumps(delete), None), NonStreamingResult)
+        await service.server.store.delete_thread(first.thread_id, conversation("slack:C8:1"))
         assert not await service.has_conversation("slack:C8:1")
         again = check_stream(await collect(service, "slack:C8:1", QUESTION))
         assert again.thread_id != first.thread_id
-        assert len(await thread_items(service, again.thread_id)) == 2
+        assert len(await thread_items(service, again.thread_id, conversation("slack:C8:1"))) == 2
 
 
 async def test_thread_deleted_by_another_replica_starts_a_new_thread(
@@ -370,11 +389,10 @@ async def test_thread_deleted_by_another_replica_starts_a_new_thread(
     ):
         first = check_stream(await collect(service, "slack:C9:1", QUESTION))
         assert await other.has_conversation("slack:C9:1")
-        delete = {"type": "threads.delete", "params": {"thread_id": first.thread_id}}
-        assert isinstance(await other.server.process(json.dumps(delete), None), NonStreamingResult)
+        await other.server.store.delete_thread(first.thread_id, conversation("slack:C9:1"))
         again = check_stream(await collect(service, "slack:C9:1", "And which port does it use?"))
         assert again.thread_id != first.thread_id
-        items = await thread_items(service, again.thread_id)
+        items = await thread_items(service, again.thread_id, conversation("slack:C9:1"))
         assert item_text(items[0]) == "And which port does it use?"
         assert await other.database.thread_for_conversation("slack:C9:1") == again.thread_id
 

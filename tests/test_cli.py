@@ -69,12 +69,12 @@ def run(*args: str, stdin: str | None = None) -> tuple[int, str]:
 
 def test_index_search_ask_status(cli_env: dict[str, str]) -> None:
     code, out = run("index")
-    assert code == 0, out
+    assert code == 3, out  # finished, but not everything was indexed
     assert "7 documents seen: 6 added" in out and "1 failed" in out
     assert "empty.md" in out  # the broken file is named with its reason
 
     code, out = run("index")
-    assert code == 0 and "6 unchanged" in out and "0 embeddings computed" in out, out
+    assert code == 3 and "6 unchanged" in out and "0 embeddings computed" in out, out
 
     queries = "What is the default region?\nWhich Ubuntu version is no longer supported?\n"
     code, out = run("search", "-k", "3", stdin=queries)
@@ -132,7 +132,7 @@ def test_console_chat_keeps_the_conversation(cli_env: dict[str, str]) -> None:
 
     from data.database import ConversationRow, Database, ItemRow
 
-    assert run("index")[0] == 0
+    assert run("index")[0] == 3  # indexed; the corpus's empty.md is reported as failed
     dialogue = "How do I install Acme Deploy?\nand on macOS?\n/exit\n"
     code, out = run("chat", stdin=dialogue)
     assert code == 0, out

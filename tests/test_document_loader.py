@@ -18,6 +18,7 @@ from services.indexing.loader import (
     discover_files,
     hash_file,
     parse_document,
+    resolve_path,
 )
 
 
@@ -75,6 +76,31 @@ def test_discover_walks_trees_skips_hidden_and_reports_bad_paths(tmp_path: Path,
     reasons = {Path(f.path).name: f.reason for f in found.failures}
     assert reasons["missing"] == "path does not exist"
     assert reasons["notes.docx"].startswith("unsupported file type '.docx'")
+
+
+LOOP = "symbolic link loop (the link leads back to itself), so it cannot be read"
+
+
+def test_broken_and_looping_links_are_reported_with_the_reason(tmp_path: Path, corpus: Path) -> None:
+    (corpus / "loop.md").symlink_to(corpus / "loop.md")
+    (corpus / "folder-loop").symlink_to("folder-loop")  # a link meant for a folder, looping
+    (corpus / "old-guide.md").symlink_to("../archive/guide.md")
+    (corpus / "faq-link.txt").symlink_to(corpus / "faq.txt")  # a working link: followed, listed once
+    named = tmp_path / "named-loop.md"
+    named.symlink_to(named)
+
+    found = discover_files([corpus, named])
+
+    reasons = {Path(f.path).name: f.reason for f in found.failures}
+    assert reasons == {
+        "loop.md": LOOP,
+        "folder-loop": LOOP,
+        "old-guide.md": "broken symbolic link: its target ../archive/guide.md does not exist",
+        "named-loop.md": LOOP,
+    }
+    assert len(found.files) == 6 and (corpus / "faq.txt") in found.files
+    assert resolve_path(named) == named  # unresolvable: as written, without raising
+    assert parse_document(named) == LoadFailure(str(named), LOOP)
 
 
 async def test_discover_runs_in_a_thread(corpus: Path) -> None:

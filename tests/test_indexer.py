@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import shutil
 import time
 from collections.abc import AsyncIterator, Callable
@@ -20,18 +21,22 @@ from counting_embedder import CountingEmbedder, EmbedderOutage
 from docs_corpus import BROKEN, build_corpus
 from indexing_support import (
     BROKEN_FILES,
+    GatedEmbedder,
     OverlapProbe,
     add_large,
+    assert_clean_build,
     expected_chunks,
     good_files,
     serving_and_generations,
     sources,
+    until,
 )
 
 import services.indexing.pipeline as pipeline
 from configs.config import Settings
-from data.database import Database, SqlIndexRunLog
+from data.database import Database
 from data.embeddings import LocalOnnxEmbedder
+from data.leases import LeaseRow
 from data.vector_store import WeaviateVectorStore
 from services.indexer import (
     IndexAlreadyRunning,
@@ -75,7 +80,7 @@ def counting(embedder: LocalOnnxEmbedder) -> CountingEmbedder:
 
 @pytest.fixture
 def indexer(store: WeaviateVectorStore, counting: CountingEmbedder, database: Database) -> Indexer:
-    return Indexer(store.settings, store, counting, run_log=SqlIndexRunLog(database))
+    return Indexer(store.settings, store, counting, run_log=database.index_runs)
 
 
 async def test_first_run_indexes_good_files_and_reports_broken_ones(
@@ -101,7 +106,7 @@ async def test_first_run_indexes_good_files_and_reports_broken_ones(
     assert result.collection == stats.collection
     assert "install.md" in await sources(store, counting.inner, "brew install acme/tap/acme-deploy on macOS")
 
-    logged = await SqlIndexRunLog(database).last_run()
+    logged = await database.index_runs.last_run()
     assert logged is not None and logged["added"] == good and logged["failed"] == 3
     print(f"\nfirst index: {result.summary()}")
 
@@ -208,7 +213,7 @@ async def test_embedder_failure_during_rebuild_keeps_old_index_serving(
 ) -> None:
     first = await indexer.index()
     failing = CountingEmbedder(counting.inner, fail_on_call=2)
-    broken = Indexer(store.settings, store, failing, run_log=SqlIndexRunLog(database))
+    broken = Indexer(store.settings, store, failing, run_log=database.index_runs)
 
     with pytest.raises(IndexRunFailed) as caught:
         await broken.index(full=True)
@@ -221,7 +226,7 @@ async def test_embedder_failure_during_rebuild_keeps_old_index_serving(
     serving, generations = await serving_and_generations(store)
     assert serving == first.collection and generations == {first.collection}
     assert "troubleshooting.html" in await sources(store, counting.inner, "What does error E1042 mean?")
-    logged = await SqlIndexRunLog(database).last_run()
+    logged = await database.index_runs.last_run()
     assert logged is not None and logged["error"] == caught.value.result.error
 
     again = await indexer.index(full=True)
@@ -364,3 +369,131 @@ async def test_embedding_model_change_rebuilds_fully_with_a_note(
     stats = await store.stats()
     assert stats is not None and stats.embedder_model_id == counting.model_id
     assert stats.documents == GOOD_DOCS
+
+
+async def test_an_interrupted_run_leaves_no_half_document_behind(
+    store: WeaviateVectorStore, counting: CountingEmbedder, corpus: Path, database: Database
+) -> None:
+    """Ctrl-C during a large file: the chunks it wrote are removed by the next run (here, after the
+    file was deleted too), and the interrupted run is recorded as such."""
+    indexer = Indexer(store.settings, store, counting, run_log=database.index_runs)
+    await indexer.index()
+    before = good_files(corpus)
+    add_large(corpus)  # ~180 chunks: the first batch of 64 is written, then the run is held
+    gated = GatedEmbedder(counting.inner, hold_on_call=2)
+    held = Indexer(store.settings, store, gated, run_log=database.index_runs)
+    task = asyncio.create_task(held.index())
+    await until(
+        lambda: gated.held.is_set() and held.progress is not None and held.progress.chunks_written > 0,
+        "64 chunks written, the run held",
+    )
+    task.cancel()  # what Ctrl-C (and, in the CLI, SIGTERM) does to the run
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    stats = await store.stats()
+    assert stats is not None and stats.chunks == expected_chunks(store.settings, before) + 64  # half a doc
+    assert stats.documents == GOOD_DOCS  # ... that the registry does not know
+    interrupted = await database.index_runs.last_run()
+    assert interrupted is not None and interrupted["status"] == "interrupted"
+    assert interrupted["error"].startswith("interrupted: the run was stopped")
+    assert interrupted["chunks_written"] == 64
+
+    (corpus / "large" / "changelog.md").unlink()
+    result = await indexer.index()
+
+    removed = [note for note in result.notes if note.startswith("removed ")]
+    assert removed == [
+        "removed 64 chunks of 1 documents an interrupted run left unfinished (changelog.md); "
+        "those still present are indexed again"
+    ]
+    assert (result.added, result.unchanged, result.deleted) == (0, GOOD_DOCS, 0)
+    await assert_clean_build(store, store.settings, before)
+
+
+async def test_an_unfinished_rebuild_is_dropped_by_the_next_incremental_run(
+    indexer: Indexer, store: WeaviateVectorStore, counting: CountingEmbedder
+) -> None:
+    first = await indexer.index()
+    # A rebuild whose process died: its generation exists, half filled, and nothing serves it.
+    crashed = await store.open_writer(rebuild=True, model_id=counting.model_id, dimension=counting.dimension)
+
+    result = await indexer.index()
+
+    assert result.notes == [
+        f"dropped what an unfinished rebuild left: {crashed.collection}, {crashed.collection}_Docs"
+    ]
+    serving, generations = await serving_and_generations(store)
+    assert serving == first.collection and generations == {first.collection}
+
+
+async def test_a_run_in_another_process_is_refused_with_its_live_progress(
+    store: WeaviateVectorStore, counting: CountingEmbedder, database: Database
+) -> None:
+    """Two indexers on one Weaviate and one database, as two processes (or replicas) have them."""
+    settings = store.settings.model_copy(update={"index_heartbeat_seconds": 0.1})
+    gated = GatedEmbedder(counting.inner, hold_on_call=1)
+    holder = Indexer(settings, store, gated, run_log=database.index_runs)
+    elsewhere = Database(settings.database_dsn)  # its own engine and connections
+    other = Indexer(settings, store, counting, run_log=elsewhere.index_runs)
+    try:
+        task = holder.start_background()
+        await asyncio.wait_for(gated.held.wait(), 60)  # parsed everything, embedding: 3 broken files done
+
+        async def progress_in_lease() -> bool:
+            lease = await database.leases.holder(f"index:{settings.weaviate_collection}")
+            return lease is not None and (lease.progress or {}).get("documents_done", 0) == 3
+
+        await until(progress_in_lease, "the holder's progress in its lease")
+        running = await elsewhere.index_runs.last_run()
+        assert (
+            running is not None
+            and running["status"] == "running"
+            and running["progress"]["phase"] == "indexing"
+        )
+
+        with pytest.raises(IndexAlreadyRunning) as caught:
+            await other.index(full=True)
+        message = str(caught.value)
+        assert message.startswith(f"A reindex is already running (indexing: 3/{GOOD_DOCS + 3} documents, ")
+        assert f"in pid {os.getpid()} on " in message and "progress as of" in message
+        assert not other.running
+
+        gated.gate.set()
+        result = await task
+        assert result.added == GOOD_DOCS
+        done = await elsewhere.index_runs.last_run()
+        assert done is not None and done["status"] == "succeeded" and done["added"] == GOOD_DOCS
+        again = await other.index()  # the lease was released: the other process may run now
+        assert again.unchanged == GOOD_DOCS
+    finally:
+        await elsewhere.dispose()
+
+
+async def test_a_run_whose_lease_was_taken_stops_before_its_next_write(
+    store: WeaviateVectorStore, counting: CountingEmbedder, database: Database, corpus: Path
+) -> None:
+    """What a run paused past its lease finds when it resumes: another holder. It writes nothing more."""
+    await Indexer(store.settings, store, counting, run_log=database.index_runs).index()
+    before = await store.stats()
+    faq = corpus / "docs" / "faq.txt"
+    faq.write_text(faq.read_text() + "\nA late answer.\n")
+    settings = store.settings.model_copy(update={"index_heartbeat_seconds": 0.1})
+    gated = GatedEmbedder(counting.inner, hold_on_call=1)
+    task = asyncio.create_task(Indexer(settings, store, gated, run_log=database.index_runs).index())
+    await asyncio.wait_for(gated.held.wait(), 60)
+    async with database.sessions.begin() as session:  # its lease expired and another process took it
+        lease = await session.get(LeaseRow, f"index:{settings.weaviate_collection}")
+        assert lease is not None
+        lease.token, lease.owner = "another-run", "pid 1 on elsewhere"
+    await asyncio.sleep(0.5)  # a few heartbeats: the run finds out
+    gated.gate.set()
+
+    with pytest.raises(IndexRunFailed) as caught:
+        await task
+
+    message = str(caught.value)
+    assert f"lost its lease index:{settings.weaviate_collection}" in message
+    assert "pid 1 on elsewhere" in message and "It wrote nothing after that" in message
+    assert await store.stats() == before  # not one chunk of the changed file was written
+    last = await database.index_runs.last_run()
+    assert last is not None and last["status"] == "failed"

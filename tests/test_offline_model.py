@@ -1,43 +1,132 @@
-"""The offline model's quoting: which sentences it shows, and how the answer is streamed."""
+"""The offline answer: which sentences lead it, what is quoted, and how it is streamed.
+
+Sentences are scored by the real local embedder (as the retriever scores them in the app).
+"""
 
 from __future__ import annotations
 
-from simple_agents.offline_model import NO_LLM_NOTICE, _pieces, excerpt, quote_answer
+from collections.abc import Sequence
 
-FILLER = "Nothing to see in this sentence at all. " * 20
+import numpy as np
+import pytest
+
+from data.embeddings import Embedder
+from simple_agents.offline_answer import (
+    NO_LLM_NOTICE,
+    NOT_COVERED,
+    answers_something,
+    offline_answer,
+    quote,
+    sentences_of,
+)
+from simple_agents.offline_model import _pieces
+
+GETTING_STARTED = (
+    "Getting started with the docs bot. Try questions such as: How do I add the bot to Slack? "
+    "You can also ask it about deployment.\n\n"
+    "To add the bot to Slack, create a Slack app from the manifest and install it to your workspace. "
+    "Then invite it to a channel with /invite @docs-bot."
+)
 
 
-def test_excerpt_starts_near_the_sentence_with_most_question_words() -> None:
-    text = FILLER + "The installer asks for the port during setup. It defaults to 8080. " + FILLER
-    shown = excerpt(text, {"installer", "port"}, limit=200)
-    assert "The installer asks for the port" in shown
-    assert shown.startswith("… ") and shown.endswith(" …")  # cut on both sides
-    assert len(shown) <= 200 + 4
+class EmbedderScorer:
+    """Cosine similarity with the real embedder, as `Retriever.score_sentences` computes it."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+        self.calls: list[int] = []
+
+    async def score_sentences(self, query: str, sentences: Sequence[str]) -> list[float]:
+        self.calls.append(len(sentences))
+        vectors = np.asarray(await self.embedder.embed_documents(list(sentences)))
+        return [float(s) for s in vectors @ np.asarray(await self.embedder.embed_query(query))]
 
 
-def test_excerpt_matches_words_in_any_case_even_when_lowering_changes_the_length() -> None:
-    # "İ" lower-cases to two code points, which would shift offsets found in lower-cased text.
-    text = "İİİİ " * 50 + FILLER + "PORT numbers are chosen by the INSTALLER. " + FILLER
-    shown = excerpt(text, {"installer", "port"}, limit=120)
-    assert "PORT numbers are chosen by the INSTALLER." in shown
+@pytest.fixture
+def scorer(embedder: Embedder) -> EmbedderScorer:
+    return EmbedderScorer(embedder)
 
 
-def test_short_text_is_quoted_whole() -> None:
-    assert excerpt("Short text.", {"short"}) == "Short text."
-
-
-def test_quote_answer_quotes_at_most_three_passages_after_the_notice() -> None:
-    output = "\n\n".join(
-        f"[{n}] Guide {n} — docs/g{n}.md\nPassage number {n} about ports." for n in range(1, 6)
+async def test_the_answer_leads_with_what_answers_not_with_text_repeating_the_question(
+    scorer: EmbedderScorer,
+) -> None:
+    output = f"[1] Getting started — docs/start.md\n{GETTING_STARTED}"
+    answer = await offline_answer(
+        "How do I add the bot to Slack?", [("add the bot to Slack", output)], scorer
     )
-    answer = quote_answer("Which ports?", [output])
-    assert answer.startswith(NO_LLM_NOTICE)
-    assert [f"[{n}] Guide {n}" in answer for n in range(1, 6)] == [True, True, True, False, False]
-    assert "> Passage number 1 about ports." in answer
+
+    notice, lead, *quotes = answer.split("\n\n")
+    assert notice == NO_LLM_NOTICE
+    assert lead.startswith(
+        "- To add the bot to Slack, create a Slack app from the manifest"
+    ) and lead.endswith("[1]")
+    assert "Try questions such as" not in answer
+    assert quotes[0].startswith("**[1] Getting started — docs/start.md**\n> ")
+    assert "> … To add the bot to Slack" in quotes[0]  # the quote starts at the answer
 
 
-def test_answer_streams_one_piece_per_block_and_loses_nothing() -> None:
-    answer = quote_answer("ports", ["[1] A — a.md\nPorts one.\n\n[2] B — b.md\nPorts two."])
+async def test_lead_sentences_cite_their_passages_and_at_most_three_passages_are_quoted(
+    scorer: EmbedderScorer,
+) -> None:
+    blocks = [
+        "[1] Parking — docs/parking.md\nVisitors park in the north garage next to the lobby entrance.",
+        "[2] Ports — docs/ports.md\nThe widget server listens on port 8443 by default after installation.",
+        "[3] Lunch — docs/lunch.md\nLunch is served in the canteen on the ground floor from noon.",
+        "[4] Plants — docs/plants.md\nThe office plants are watered every Friday by the facilities team.",
+        "[5] Firewall — docs/firewall.md\nOpen port 8443 in the firewall so clients reach the widget server.",
+    ]
+    question = "Which port does the widget server listen on?"
+    answer = await offline_answer(question, [(question, "\n\n".join(blocks))], scorer)
+
+    lead = answer.split("\n\n")[1]
+    assert lead.startswith("- The widget server listens on port 8443 by default after installation. [2]")
+    headers = [line for line in answer.splitlines() if line.startswith("**[")]
+    assert len(headers) == 3 and headers[0].startswith("**[2] Ports")
+    assert scorer.calls == [3]  # one batch: the sentences of the best three passages
+
+
+async def test_no_passage_means_not_covered(scorer: EmbedderScorer) -> None:
+    answer = await offline_answer(
+        "How do I bake bread?", [("bread", "No matching passages were found.")], scorer
+    )
+    assert answer.startswith(f"{NO_LLM_NOTICE}\n\n{NOT_COVERED} “How do I bake bread?”.")
+    assert scorer.calls == []
+
+
+def test_a_quote_is_the_answering_sentence_in_context_up_to_the_next_question() -> None:
+    text = (
+        "Backups run every night at two. They are kept for thirty days in the backup bucket. "
+        "Restore one with the restore command. How do I delete a backup? Use the prune command."
+    )
+    anchor = next(s for s in sentences_of(0, text) if s.text.startswith("They are kept"))
+    shown = quote(text, anchor, "How long are backups kept?")
+    assert shown == (
+        "Backups run every night at two. They are kept for thirty days in the backup bucket. "
+        "Restore one with the restore command. …"
+    )
+    assert quote("x " * 400, None, "q").endswith(" …") and len(quote("x " * 400, None, "q")) <= 320 + 2
+
+
+@pytest.mark.parametrize(
+    ("sentence", "shown"),
+    [
+        ("Try questions such as: How do I add the bot to Slack?", False),  # a question
+        ("How do I add the bot to Slack", False),  # the question itself, without its mark
+        ("The bot and Slack, to add.", False),  # only the question's own words
+        ("## Adding the bot to Slack workspace channels", False),  # a heading
+        ("Too short.", False),
+        ("Create a Slack app from the manifest and install it.", True),
+    ],
+)
+def test_which_sentences_can_answer(sentence: str, shown: bool) -> None:
+    assert answers_something(sentence, "How do I add the bot to Slack?") is shown
+
+
+async def test_answer_streams_one_piece_per_block_and_loses_nothing(scorer: EmbedderScorer) -> None:
+    output = (
+        "[1] A — a.md\nPorts one is the first port here.\n\n[2] B — b.md\nPorts two is the second port here."
+    )
+    answer = await offline_answer("ports", [("ports", output)], scorer)
     pieces = _pieces(answer)
     assert "".join(pieces) == answer
     assert len(pieces) == answer.count("\n\n") + 1

@@ -14,7 +14,7 @@ from data.embeddings import Embedder
 from data.records import Chunk, DocumentState, Passage, SearchHit
 from data.vector_store import WeaviateVectorStore
 from services.rag import Retriever, drop_duplicates, merge_adjacent
-from services.relevance import content_words, covered
+from services.relevance import MEASURED_JUDGES, content_words, coverage_features, covered
 from simple_agents.aagents import format_numbered
 
 MakeSettings = Callable[..., Settings]
@@ -188,11 +188,36 @@ async def test_a_question_the_documents_do_not_cover_gets_no_passages(
 ) -> None:
     off_topic = "What is the airspeed velocity of an unladen swallow?"
     retriever = retriever_for(store, embedder)
-    assert retriever.min_similarity > 0  # the floor measured for the local model applies
-    assert await retriever.search(off_topic) == []
+    assert retriever.coverage_judge is MEASURED_JUDGES[embedder.model_id]  # measured for the local model
+    for message in (off_topic, "Who won the football match last night?", "thanks!"):
+        assert await retriever.search(message) == [], message
     assert (await retriever.search("Which port does the installer ask for?"))[0].document_id == "install"
-    unfiltered = await retriever_for(store, embedder, search_min_similarity=0.0).search(off_topic)
-    assert unfiltered  # with the floor off, the nearest (unrelated) passages come back
+    assert (await retriever.search("installer port"))[0].document_id == "install"  # chat-style
+    for off in ({"search_min_coverage": 0.0}, {"search_min_similarity": 0.0}):
+        assert retriever_for(store, embedder, **off).coverage_judge is None
+        assert await retriever_for(store, embedder, **off).search(off_topic)  # nearest, unrelated
+    # an explicit cosine floor is the rule before the judgement; an explicit threshold replaces 0.30
+    assert await retriever_for(store, embedder, search_min_similarity=0.9).search("What is a sprocket?") == []
+    strict = retriever_for(store, embedder, search_min_coverage=0.999)
+    assert strict.coverage_judge is not None and strict.coverage_judge.threshold == 0.999
+
+
+def test_the_judgement_weighs_similarity_and_the_questions_words() -> None:
+    judge = MEASURED_JUDGES["all-MiniLM-L6-v2-onnx-int8"]
+    config = "The region where releases are stored. The default region is eu-west-1."
+    assert judge.covered("What is the default region?", [close_hit(config, 0.6)])
+    assert not judge.covered("What is the weather in Tokyo tomorrow?", [close_hit(config, 0.1)])
+    # closer, and holding the question's words, is more likely covered
+    low = judge.probability("What is the default region?", [close_hit("Weather report.", 0.3)])
+    assert judge.probability("What is the default region?", [close_hit(config, 0.3)]) > low
+    assert judge.covered("Any region?", [close_hit(config, None)])  # no similarity known: not judged
+    assert coverage_features("default region", [close_hit(config, 0.5), close_hit("x", 0.1)]) == [
+        0.5,
+        0.4,
+        1.0,
+        1.0,
+        2 / 8,
+    ]
 
 
 def close_hit(text: str, similarity: float | None) -> SearchHit:

@@ -6,13 +6,18 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 
 import aiohttp
+from chatkit.server import ChatKitServer
+from chatkit.types import Page, Thread, ThreadCreatedEvent
 from docs_corpus import build_corpus
+from pydantic import SecretStr
 
 from configs.config import Settings
 from services.runtime import open_runtime
+from services.server.http_app import encode_sse
 from services.server.serve import run_server
 
 
@@ -46,9 +51,12 @@ async def test_serve_indexes_on_first_start_and_answers_over_http(
 ) -> None:
     docs = tmp_path / "docs"
     build_corpus(docs)
-    settings: Settings = make_settings(docs_paths=[str(docs)], http_port=0)  # type: ignore[operator]
+    settings: Settings = make_settings(  # type: ignore[operator]
+        docs_paths=[str(docs)], http_port=0, chatkit_api_token=SecretStr("s3cret")
+    )
+    as_web_app = {"Authorization": "Bearer s3cret", "X-User-Id": "web-user-1"}
     async with serving(settings) as base:
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(headers=as_web_app) as http:
             async with http.get(f"{base}/healthz") as response:
                 health = await response.json()
                 assert response.status == 200 and health["status"] == "ok", health
@@ -68,7 +76,7 @@ async def test_serve_indexes_on_first_start_and_answers_over_http(
                     }
                 },
             }
-            async with http.post(f"{base}/chatkit", data=json.dumps(request)) as response:
+            async with http.post(f"{base}/chatkit", json=request) as response:
                 assert response.status == 200
                 assert response.headers["Content-Type"].startswith("text/event-stream")
                 body = (await response.read()).decode()
@@ -82,7 +90,8 @@ async def test_serve_indexes_on_first_start_and_answers_over_http(
             ]
             assert "Apache License 2.0" in done[-1]["content"][0]["text"]
 
-            async with http.post(f"{base}/chatkit", data=b"{not json") as response:
+            malformed = {"Content-Type": "application/json"}
+            async with http.post(f"{base}/chatkit", data=b"{not json", headers=malformed) as response:
                 assert response.status == 400
 
             async with http.get(f"{base}/metrics") as response:
@@ -90,18 +99,32 @@ async def test_serve_indexes_on_first_start_and_answers_over_http(
                 assert response.status == 200 and "docsbot_asks_total" in metrics
 
 
-async def test_chatkit_token_is_required_when_set(make_settings: object) -> None:
-    from pydantic import SecretStr
-
-    settings: Settings = make_settings(http_port=0, chatkit_api_token=SecretStr("s3cret"))  # type: ignore[operator]
+async def test_chatkit_is_off_by_default_and_needs_the_bearer_token(make_settings: object) -> None:
     request = {"type": "threads.list", "params": {}}
+    settings: Settings = make_settings(http_port=0)  # type: ignore[operator]
+    async with serving(settings) as base, aiohttp.ClientSession() as http:
+        async with http.post(f"{base}/chatkit", json=request, headers={"X-User-Id": "u"}) as response:
+            assert response.status == 403 and "CHATKIT_API_TOKEN" in (await response.json())["error"]
+
+    settings = make_settings(http_port=0, chatkit_api_token=SecretStr("s3cret"))  # type: ignore[operator]
     async with serving(settings) as base, aiohttp.ClientSession() as http:
         url = f"{base}/chatkit"
-        async with http.post(url, json=request) as response:
-            assert response.status == 401
-            assert "s3cret" not in await response.text()
-        async with http.post(url, json=request, headers={"Authorization": "Bearer s3cret"}) as response:
-            assert response.status == 200
+        for authorization in (None, "s3cret", "Basic s3cret", "Bearer s3cre", "Bearer s3cret!"):
+            headers = {"X-User-Id": "u"} | ({"Authorization": authorization} if authorization else {})
+            async with http.post(url, json=request, headers=headers) as response:
+                assert response.status == 401, authorization
+                assert "s3cret" not in await response.text()
+        for authorization in ("Bearer s3cret", "bearer s3cret"):
+            headers = {"Authorization": authorization, "X-User-Id": "u"}
+            async with http.post(url, json=request, headers=headers) as response:
+                assert response.status == 200
+
+
+def test_events_are_sent_as_chatkit_sends_them() -> None:
+    """POST /chatkit writes events itself (to answer 4xx before a stream starts): byte for byte
+    as chatkit's own `process` would."""
+    event = ThreadCreatedEvent(thread=Thread(id="thr_1", created_at=datetime(2025, 6, 1), items=Page()))
+    assert encode_sse(event) == b"data: " + ChatKitServer._serialize(None, event) + b"\n\n"  # type: ignore[arg-type]
 
 
 async def test_scheduled_refresh_picks_up_new_documents(make_settings: object, tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from data.weaviate_collections import parse_endpoint
+from data.weaviate_connection import parse_endpoint
 
 
 def test_self_hosted_defaults_grpc_to_same_host_50051() -> None:

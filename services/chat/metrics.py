@@ -1,10 +1,26 @@
-"""Prometheus metrics, and an `AskService` wrapper that records every answer's outcome and latency."""
+"""Prometheus metrics: every ask's outcome and latency, whichever entry point it came through.
+
+The chat adapters' asks are counted by `MeteredAskService`, POST /chatkit's by
+`metered_thread_events`; both count through `_AskMeter`, so an answer, a failure and an ask
+abandoned half-way mean the same in `/metrics` for every adapter.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from typing import Literal
 
+from chatkit.types import (
+    AssistantMessageContent,
+    AssistantMessageContentPartAdded,
+    AssistantMessageContentPartTextDelta,
+    AssistantMessageItem,
+    ErrorEvent,
+    ThreadItemDoneEvent,
+    ThreadItemUpdatedEvent,
+    ThreadStreamEvent,
+)
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from services.chat.contract import Answer, AskEvent, AskFailed, AskService, TextDelta
@@ -34,6 +50,25 @@ FIRST_TEXT_SECONDS = Histogram(
 FEEDBACK = Counter("docsbot_feedback_total", "Feedback clicks.", ["adapter", "vote"], registry=REGISTRY)
 
 
+class _AskMeter:
+    """One ask being measured: first text once, then its outcome and latency when it ends."""
+
+    def __init__(self, adapter: str, started: float | None = None) -> None:
+        self.adapter = adapter
+        self.started = time.perf_counter() if started is None else started
+        self.outcome: Literal["answered", "failed", "incomplete"] = "incomplete"  # until it ends
+        self._text_seen = False
+
+    def text(self) -> None:
+        if not self._text_seen:
+            self._text_seen = True
+            FIRST_TEXT_SECONDS.labels(self.adapter).observe(time.perf_counter() - self.started)
+
+    def finish(self) -> None:
+        ASKS.labels(self.adapter, self.outcome).inc()
+        ASK_SECONDS.labels(self.adapter).observe(time.perf_counter() - self.started)
+
+
 class MeteredAskService:
     """Wraps an `AskService` for one adapter so its answers show up in `/metrics`."""
 
@@ -44,22 +79,18 @@ class MeteredAskService:
     async def ask(
         self, conversation_key: str, text: str, *, user_id: str | None = None
     ) -> AsyncIterator[AskEvent]:
-        started = time.perf_counter()
-        first_text = True
-        outcome = "incomplete"
+        meter = _AskMeter(self._adapter)
         try:
             async for event in self._inner.ask(conversation_key, text, user_id=user_id):
-                if isinstance(event, TextDelta) and first_text:
-                    first_text = False
-                    FIRST_TEXT_SECONDS.labels(self._adapter).observe(time.perf_counter() - started)
+                if isinstance(event, TextDelta):
+                    meter.text()
                 elif isinstance(event, Answer):
-                    outcome = "answered"
+                    meter.outcome = "answered"
                 elif isinstance(event, AskFailed):
-                    outcome = "failed"
+                    meter.outcome = "failed"
                 yield event
         finally:
-            ASKS.labels(self._adapter, outcome).inc()
-            ASK_SECONDS.labels(self._adapter).observe(time.perf_counter() - started)
+            meter.finish()
 
     async def has_conversation(self, conversation_key: str) -> bool:
         return await self._inner.has_conversation(conversation_key)
@@ -67,3 +98,27 @@ class MeteredAskService:
     async def record_feedback(self, answer_id: str, *, positive: bool, user_id: str | None = None) -> None:
         FEEDBACK.labels(self._adapter, "up" if positive else "down").inc()
         await self._inner.record_feedback(answer_id, positive=positive, user_id=user_id)
+
+
+async def metered_thread_events(
+    events: AsyncIterator[ThreadStreamEvent], adapter: str, started: float
+) -> AsyncIterator[ThreadStreamEvent]:
+    """A chatkit turn's events (POST /chatkit), counted as `MeteredAskService` counts an adapter's:
+    answered once an answer is done, failed on an error event (chatkit's way of ending a failed
+    turn, which then outweighs any answer), incomplete when the stream stops before either."""
+    meter = _AskMeter(adapter, started)
+    try:
+        async for event in events:
+            match event:
+                case ThreadItemUpdatedEvent(
+                    update=AssistantMessageContentPartTextDelta(delta=text)
+                    | AssistantMessageContentPartAdded(content=AssistantMessageContent(text=text))
+                ) if text:
+                    meter.text()
+                case ThreadItemDoneEvent(item=AssistantMessageItem()) if meter.outcome != "failed":
+                    meter.outcome = "answered"
+                case ErrorEvent():
+                    meter.outcome = "failed"
+            yield event
+    finally:
+        meter.finish()

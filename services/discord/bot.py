@@ -13,7 +13,9 @@ import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator
+from typing import Literal
 
+import aiohttp
 import discord
 from discord import app_commands
 
@@ -31,6 +33,25 @@ log = logging.getLogger(__name__)
 TYPING_REFRESH_SECONDS = 8.0  # Discord shows "typing" for ~10 s per request
 THREAD_NAME_LIMIT = 100
 EMPTY_QUESTION = "Ask me a question about the docs, e.g. `@{name} how do I install it?`"
+AdapterState = Literal["starting", "connected", "reconnecting", "failed", "stopped"]
+MAX_RECONNECT_DELAY = 60.0
+# Failures that a later attempt can get past: the network, Discord's servers, a dropped gateway.
+RETRYABLE = (
+    OSError,
+    TimeoutError,
+    aiohttp.ClientError,
+    discord.GatewayNotFound,
+    discord.DiscordServerError,
+    discord.ConnectionClosed,
+)
+# Gateway close codes that no reconnect fixes (https://discord.com/developers/docs/topics/opcodes-and-status-codes).
+FATAL_CLOSE_CODES = {
+    4004: "Discord rejected DISCORD_TOKEN; copy the bot token again (docs/discord.md)",
+    4010: "Discord refused the connection (invalid shard)",
+    4011: "Discord requires sharding for this bot",
+    4012: "Discord refused the gateway API version; upgrade discord.py",
+    4013: "Discord refused the gateway intents",
+}
 
 
 class _Client(discord.Client):
@@ -49,6 +70,12 @@ class _Client(discord.Client):
     async def on_ready(self) -> None:
         await self.bot.on_ready()
 
+    async def on_resumed(self) -> None:
+        self.bot.connected()
+
+    async def on_disconnect(self) -> None:
+        self.bot.disconnected()
+
     async def on_message(self, message: discord.Message) -> None:
         await self.bot.on_message(message)
 
@@ -63,33 +90,86 @@ class DiscordBot:
         self.chat = chat
         self._edit_interval = edit_interval
         self._synced = False
-        self.client = _Client(self)
         self.commands = SlashCommands(settings, chat, reindexer, edit_interval=edit_interval)
-        self.commands.register(self.client.tree)
+        self.client = self._new_client()
+        self.state: AdapterState = "starting"
+        self.problem: str | None = None  # what is wrong while not connected, for /healthz
+        self._closed = asyncio.Event()
+        self._retry_delay = 0.0
+
+    def _new_client(self) -> _Client:
+        client = _Client(self)
+        self.commands.register(client.tree)
+        return client
 
     # --- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
-        """Log in and stay connected until `close()`; bad credentials raise `ConfigError`."""
+        """Log in and stay connected until `close()`.
+
+        Network failures are retried with backoff, at login too (Discord or the network may be
+        down when the bot starts). A rejected token or a refused intent is final: `state` becomes
+        "failed", `problem` says what to fix, and `ConfigError` is raised.
+        """
         if self._settings.discord_token is None:
-            raise ConfigError("DISCORD_TOKEN is not set; see docs/discord.md")
-        try:
-            await self.client.start(self._settings.discord_token.get_secret_value())
-        except discord.LoginFailure:
-            raise ConfigError(
-                "Discord rejected DISCORD_TOKEN; copy the bot token again (docs/discord.md)"
-            ) from None
-        except discord.PrivilegedIntentsRequired:
-            raise ConfigError(
-                "Discord refused the Message Content intent; enable it under Bot → Privileged Gateway "
-                "Intents in the Developer Portal (docs/discord.md)"
-            ) from None
+            raise self._failed("DISCORD_TOKEN is not set; see docs/discord.md")
+        token = self._settings.discord_token.get_secret_value()
+        while not self._closed.is_set():
+            try:
+                await self.client.start(token)
+                break  # closed
+            except discord.LoginFailure:
+                raise self._failed(FATAL_CLOSE_CODES[4004]) from None
+            except discord.PrivilegedIntentsRequired:
+                raise self._failed(
+                    "Discord refused the Message Content intent; enable it under Bot → Privileged Gateway "
+                    "Intents in the Developer Portal (docs/discord.md)"
+                ) from None
+            except RETRYABLE as exc:
+                if isinstance(exc, discord.ConnectionClosed) and exc.code in FATAL_CLOSE_CODES:
+                    raise self._failed(
+                        f"{FATAL_CLOSE_CODES[exc.code]} (gateway close code {exc.code})"
+                    ) from None
+                if self._closed.is_set():
+                    break
+                self._retry_delay = min(max(self._retry_delay * 2, 1.0), MAX_RECONNECT_DELAY)
+                self._retrying(exc, self._retry_delay)
+            except Exception as exc:
+                self._failed(f"the Discord client stopped: {type(exc).__name__}: {exc}")
+                raise
+            # A fresh client for the next attempt: a failed login leaves its HTTP session behind.
+            await self.client.close()
+            self.client = self._new_client()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closed.wait(), self._retry_delay)
+        self.state = "stopped"
+
+    def _retrying(self, exc: BaseException, delay: float) -> None:
+        self.state = "reconnecting"
+        self.problem = f"cannot reach Discord ({type(exc).__name__}: {exc}); retrying in {delay:.0f}s"
+        log.warning("Discord: %s", self.problem)
+
+    def _failed(self, problem: str) -> ConfigError:
+        self.state, self.problem = "failed", problem
+        log.error("Discord: %s", problem)
+        return ConfigError(problem)
+
+    def connected(self) -> None:
+        self.state, self.problem = "connected", None
+        self._retry_delay = 0.0  # the next outage backs off from the start again
+
+    def disconnected(self) -> None:
+        """The gateway dropped (or never came up); discord.py reconnects by itself (or `start` does)."""
+        if self.state in ("starting", "connected"):
+            self.state, self.problem = "reconnecting", "the Discord gateway connection dropped; reconnecting"
 
     async def close(self) -> None:
+        self._closed.set()
         await self.client.close()
 
     async def on_ready(self) -> None:
         """Sync app commands once: to DISCORD_GUILD_IDS (instant) or globally (can take an hour)."""
         log.info("Discord: logged in as %s", self.client.user)
+        self.connected()
         if not self._synced:
             self._synced = True
             await self.commands.sync(self.client.tree)

@@ -4,13 +4,17 @@ Sections (headings) are split first, then by size at the best boundary available
 line, sentence, word — never inside a word (unless a single "word" is longer than a chunk).
 Chunks are exact slices of the section text, so the overlap between neighbours is real text.
 Tiny neighbouring sections under the same heading are merged so a chunk is never just a stub.
+Chunks are made as they are asked for (`iter_chunks`), so a large document never has all of its
+chunks (or all of a long section's cut points) in memory at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain, islice
 
 from configs.config import Settings
 from data.records import Chunk
@@ -78,23 +82,23 @@ def _with_subheading(path: Sequence[str], text: str, prefix: Sequence[str]) -> s
 
 def _spans(
     text: str, start: int, end: int, size: int, order: tuple[re.Pattern[str], ...] = _PROSE, level: int = 0
-) -> list[tuple[int, int]]:
+) -> Iterator[tuple[int, int]]:
     """Cut text[start:end] into trimmed spans of at most `size`, at the strongest boundary possible."""
     if end - start <= size:
-        return [(start, end)]
+        yield start, end
+        return
     if level == len(order):  # a single word longer than a chunk: cut it, no other way
-        return [(s, min(s + size, end)) for s in range(start, end, size)]
-    out: list[tuple[int, int]] = []
+        yield from ((s, min(s + size, end)) for s in range(start, end, size))
+        return
     cursor = start
-    separators = [(m.start(), m.end()) for m in order[level].finditer(text, start, end)]
-    for separator_start, separator_end in [*separators, (end, end)]:
+    separators = ((m.start(), m.end()) for m in order[level].finditer(text, start, end))
+    for separator_start, separator_end in chain(separators, [(end, end)]):
         if separator_start > cursor:
             inner = order
             if level == 0:  # per paragraph: code splits at lines first, prose at sentences
                 inner = _CODE if "```" in text[cursor:separator_start] else _PROSE
-            out.extend(_spans(text, cursor, separator_start, size, inner, level + 1))
+            yield from _spans(text, cursor, separator_start, size, inner, level + 1)
         cursor = separator_end
-    return out
 
 
 def _overlap_start(
@@ -121,22 +125,24 @@ def _overlap_start(
 def split_text(text: str, chunk_size: int, chunk_overlap: int) -> list[str]:
     """Split `text` into slices of at most `chunk_size` chars; neighbours share up to
     `chunk_overlap` chars of text, starting at a word (preferably sentence) boundary."""
+    return list(_iter_split(text, chunk_size, chunk_overlap))
+
+
+def _iter_split(text: str, chunk_size: int, chunk_overlap: int) -> Iterator[str]:
+    """`split_text`, one slice at a time."""
     stripped = text.strip()
     if not stripped:
-        return []
+        return
     spans = _spans(stripped, 0, len(stripped), chunk_size)
-    chunks: list[str] = []
-    start = spans[0][0]
-    end = spans[0][1]
-    for span in spans[1:]:
+    start, end = next(spans)
+    for span in spans:
         if span[1] - start <= chunk_size:
             end = span[1]
             continue
-        chunks.append(stripped[start:end])
+        yield stripped[start:end]
         start = _overlap_start(stripped, start, end, span, chunk_size, chunk_overlap)
         end = span[1]
-    chunks.append(stripped[start:end])
-    return chunks
+    yield stripped[start:end]
 
 
 def headings_below_title(title: str, heading_path: Sequence[str]) -> list[str]:
@@ -164,34 +170,60 @@ def chunk_sections(
     embed_heading_path: bool = True,
 ) -> list[Chunk]:
     """Chunks of one document, numbered 0..n-1 in reading order."""
+    return list(_iter_sections(document, chunk_size, chunk_overlap, embed_heading_path))
+
+
+def _iter_sections(
+    document: ParsedDocument, chunk_size: int, chunk_overlap: int, embed_heading_path: bool
+) -> Iterator[Chunk]:
     if chunk_overlap >= chunk_size:
         raise ValueError(f"chunk_overlap ({chunk_overlap}) must be smaller than chunk_size ({chunk_size})")
-    chunks: list[Chunk] = []
+    index = 0
     for piece in merge_small_sections(document.sections, chunk_size):
-        for text in split_text(piece.text, chunk_size, chunk_overlap):
-            chunks.append(
-                Chunk(
-                    document_id=document.document_id,
-                    chunk_index=len(chunks),
-                    text=text,
-                    title=document.title,
-                    heading_path=HEADING_SEPARATOR.join(
-                        headings_below_title(document.title, piece.heading_path)
-                    ),
-                    source=document.source,
-                    content_hash=document.content_hash,
-                    modified_time=document.modified_time,
-                    embed_text=embed_text_for(document.title, piece.heading_path, text, embed_heading_path),
-                )
+        heading_path = HEADING_SEPARATOR.join(headings_below_title(document.title, piece.heading_path))
+        for text in _iter_split(piece.text, chunk_size, chunk_overlap):
+            yield Chunk(
+                document_id=document.document_id,
+                chunk_index=index,
+                text=text,
+                title=document.title,
+                heading_path=heading_path,
+                source=document.source,
+                content_hash=document.content_hash,
+                modified_time=document.modified_time,
+                embed_text=embed_text_for(document.title, piece.heading_path, text, embed_heading_path),
             )
-    return chunks
+            index += 1
 
 
 def chunk_document(document: ParsedDocument, settings: Settings) -> list[Chunk]:
     """Chunks of one document with CHUNK_SIZE, CHUNK_OVERLAP and EMBED_HEADING_PATH."""
-    return chunk_sections(
-        document,
-        chunk_size=settings.chunk_size,
-        chunk_overlap=settings.chunk_overlap,
-        embed_heading_path=settings.embed_heading_path,
-    )
+    return list(iter_chunks(document, settings))
+
+
+def iter_chunks(document: ParsedDocument, settings: Settings) -> Iterator[Chunk]:
+    """`chunk_document`, one chunk at a time, made as it is asked for: the indexer counts a
+    document's chunks without keeping them, then streams them to the embedder."""
+    return _iter_sections(document, settings.chunk_size, settings.chunk_overlap, settings.embed_heading_path)
+
+
+def chunk_count_problem(document: ParsedDocument, settings: Settings) -> str | None:
+    """Why the document cannot be indexed as chunks (none, or over MAX_CHUNKS_PER_DOCUMENT), or None.
+
+    Counts the chunks without keeping them, so a document over the limit is skipped whole before
+    any of it is embedded. Blocking: run it in a thread.
+    """
+    count = sum(1 for _ in iter_chunks(document, settings))
+    if not count:
+        return "no text to index after splitting into chunks"
+    limit = settings.max_chunks_per_document
+    if limit and count > limit:
+        return f"skipped: too large ({count:,} chunks, over MAX_CHUNKS_PER_DOCUMENT={limit:,})"
+    return None
+
+
+async def chunk_slices(document: ParsedDocument, settings: Settings, size: int) -> AsyncIterator[list[Chunk]]:
+    """The document's chunks, `size` at a time, each slice made (in a thread) only when asked for."""
+    chunks = iter_chunks(document, settings)
+    while part := await asyncio.to_thread(lambda: list(islice(chunks, size))):
+        yield part

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from configs.errors import UserFacingError
+from data.index_runs import RunStatus
+from data.leases import HeldLease, Progress
 
 Phase = Literal["scanning", "indexing", "deleting", "committing", "done"]
 
@@ -48,6 +50,24 @@ class IndexProgress:
 
     def snapshot(self) -> IndexProgress:
         return dataclasses.replace(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able values (the lease carries them to runs refused in other processes)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> IndexProgress:
+        """Back from `to_dict()`; what is missing reads as a run just started."""
+        data = data or {}
+        total = data.get("documents_total")
+        return cls(
+            phase=str(data.get("phase", "scanning")),
+            documents_total=None if total is None else int(total),
+            documents_done=int(data.get("documents_done", 0)),
+            chunks_written=int(data.get("chunks_written", 0)),
+            started_at=float(data.get("started_at", time.time())),
+            full=bool(data.get("full", False)),
+        )
 
 
 @dataclass(frozen=True)
@@ -107,12 +127,44 @@ class IndexResult:
         return dataclasses.asdict(self)
 
 
-class IndexAlreadyRunning(UserFacingError):
-    """Only one run at a time; carries the running one's progress so callers can show it."""
+def describe_run(run: dict[str, Any] | None) -> str:
+    """One line for `status` about a recorded run (`IndexRunLog.last_run`): when, what kind, the
+    counts, and how it ended, or how far it is. A run is recorded as it starts, so it may still be
+    running (its holder's live progress is shown) or have been interrupted before it counted."""
+    if not run:
+        return "never"
+    kind = "full rebuild" if run.get("full") else "incremental"
+    when = run.get("recorded_at", "?")
+    if run.get("status") == "running":
+        progress = IndexProgress.from_dict(run.get("progress")).describe()
+        return f"running since {when}: {progress} (in {run.get('owner', 'another process')})"
+    if "seen" not in run:  # it died before counting: its last heartbeat's progress is all there is
+        so_far = IndexProgress.from_dict(run.get("progress"))
+        done = f"{so_far.documents_done} documents done, {so_far.chunks_written} chunks written"
+        return f"{when} ({kind}): {done}; {run.get('error') or 'interrupted'}"
+    counts = ", ".join(
+        f"{run.get(name, 0)} {name}" for name in ("added", "updated", "unchanged", "deleted", "failed")
+    )
+    line = f"{when} ({kind}, {float(run.get('seconds', 0)):.1f}s): {run.get('seen', 0)} seen — {counts}"
+    if not run.get("error"):
+        return line
+    return line + (f"; {run['error']}" if run.get("status") == "interrupted" else f"; failed: {run['error']}")
 
-    def __init__(self, progress: IndexProgress) -> None:
+
+class IndexAlreadyRunning(UserFacingError):
+    """Only one run at a time; carries the running one's progress so callers can show it.
+
+    `holder` names the process holding the run's lease when it is another one (pid, host and how
+    fresh the progress is: it is as of the holder's last heartbeat).
+    """
+
+    def __init__(self, progress: IndexProgress, holder: str | None = None) -> None:
         self.progress = progress
-        super().__init__(f"A reindex is already running ({progress.describe()}); try again when it is done.")
+        self.holder = holder
+        where = f"; {holder}" if holder else ""
+        super().__init__(
+            f"A reindex is already running ({progress.describe()}{where}); try again when it is done."
+        )
 
 
 class IndexRunFailed(UserFacingError):
@@ -159,9 +211,35 @@ class Reindexer(Protocol):
         ...
 
 
-class IndexRunLog(Protocol):
-    """Where runs are remembered (`data.database` implements it)."""
+class RunGuard(Protocol):
+    """What a run checks before each write: that it may still write (`data.leases.HeldLease`).
 
-    async def record_run(self, result: IndexResult) -> None: ...
+    A run that was paused or cut off for longer than its lease may have been replaced by another
+    one; its writes would then land beside (or under) the other run's, so it stops instead.
+    """
+
+    async def confirm(self, *, fresh: bool = False) -> None:
+        """Raise (`data.leases.LeaseLost`) unless the run still holds its lease; `fresh` asks the
+        database instead of trusting a recent renewal (before the step that makes a run serve)."""
+        ...
+
+
+class IndexRunLog(Protocol):
+    """Where runs are coordinated and remembered (`data.index_runs.SqlIndexRunLog` implements it):
+    the lease that lets one run at a time across processes, and the run records `status` reads."""
+
+    async def begin_run(
+        self, name: str, *, full: bool, ttl: float, heartbeat: float, progress: Progress
+    ) -> tuple[HeldLease, int]:
+        """Take the lease `name` and record the run as running, together (before the run does
+        anything); returns the lease and the run's id for `record_run`. Raises
+        `data.leases.LeaseTaken`, with the holder, while another run holds the lease."""
+        ...
+
+    async def record_run(
+        self, result: IndexResult, *, run_id: int | None = None, status: RunStatus | None = None
+    ) -> None:
+        """Record how the run ended (succeeded, failed or interrupted) with its result."""
+        ...
 
     async def last_run(self) -> dict[str, Any] | None: ...

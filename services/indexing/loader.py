@@ -1,13 +1,15 @@
 """Find documents on disk and parse them into titled sections, without ever crashing the run.
 
 Every file either becomes a `ParsedDocument` or a `LoadFailure` whose reason a user can act on
-(permissions, binary data, empty, malformed). Hashing is separate from parsing so the indexer can
-skip unchanged documents cheaply; both run in worker threads.
+(permissions, binary data, empty, malformed, too large, a broken or looping symbolic link).
+Hashing is separate from parsing so the indexer can skip unchanged documents cheaply; both run
+in worker threads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import os
 from collections.abc import Callable, Iterable
@@ -15,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from configs.config import DEFAULT_MAX_FILE_BYTES
+from data.records import DocumentState
 from services.indexing.parsers import (
     ParseError,
     Section,
@@ -35,6 +39,7 @@ __all__ = [
     "discover_files",
     "hash_file",
     "parse_document",
+    "resolve_path",
 ]
 
 Parser = Callable[[str], tuple[str | None, list[Section]]]
@@ -48,7 +53,7 @@ _TEXT_PARSERS: dict[str, Parser] = {
 }
 SUPPORTED_SUFFIXES = frozenset([*_TEXT_PARSERS, ".pdf"])
 SKIPPED_DIRS = frozenset({"node_modules", "__pycache__", "site-packages", "venv"})
-MAX_FILE_BYTES = 100 * 1024 * 1024
+LINK_LOOP = "symbolic link loop (the link leads back to itself), so it cannot be read"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +67,17 @@ class ParsedDocument:
     modified_time: datetime  # UTC
     sections: list[Section]
     notes: list[str] = field(default_factory=list)  # non-fatal remarks (e.g. encoding fallback)
+
+    def state(self, chunk_count: int) -> DocumentState:
+        """What the index records about this document once its `chunk_count` chunks are written."""
+        return DocumentState(
+            document_id=self.document_id,
+            source=self.source,
+            title=self.title,
+            content_hash=self.content_hash,
+            modified_time=self.modified_time,
+            chunk_count=chunk_count,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +105,37 @@ def _skip_dir(name: str) -> bool:
     return name.startswith(".") or name in SKIPPED_DIRS or name.endswith(".egg-info")
 
 
+def resolve_path(path: str | Path) -> Path:
+    """The absolute path with symbolic links resolved; for a link loop (which cannot be resolved),
+    the absolute path as written, so comparing paths never fails on one."""
+    path = Path(path).expanduser()
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a loop, before Python 3.13
+        return Path(os.path.abspath(path))
+
+
+def _link_problem(path: Path) -> str | None:
+    """Why a symbolic link cannot be followed, or None (not a link, or a working one)."""
+    if not path.is_symlink():
+        return None
+    try:
+        path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return LINK_LOOP
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return f"broken symbolic link: its target {os.readlink(path)} does not exist"
+        return f"symbolic link cannot be followed: {exc.strerror}"
+    return None
+
+
 def discover_files(paths: Iterable[str | Path]) -> Discovery:
     """Expand files and directory trees into a sorted, de-duplicated list of supported files.
 
     Hidden directories (.git, .venv …) and dependency folders (node_modules …) are skipped.
-    A missing path or an explicitly named unsupported file is reported, not ignored.
+    A missing path, an explicitly named unsupported file, and a broken or looping symbolic link
+    (named, or inside a folder) are reported with the reason, never ignored and never fatal.
     """
     found: dict[str, Path] = {}
     result = Discovery()
@@ -115,14 +157,21 @@ def discover_files(paths: Iterable[str | Path]) -> Discovery:
 
             for folder, dirs, files in os.walk(path, onerror=on_error):
                 dirs[:] = sorted(d for d in dirs if not _skip_dir(d))
-                for name in files:
+                for name in files:  # (a link whose target is unusable is listed here, with files)
                     file = Path(folder) / name
-                    if name.startswith(".") or not _supported(file):
+                    if name.startswith("."):
+                        result.unsupported += 1
+                    elif (problem := _link_problem(file)) is not None:
+                        result.failures.append(LoadFailure(str(file), problem))
+                    elif not _supported(file):
                         result.unsupported += 1
                     elif file.is_file():
                         found.setdefault(str(file.resolve()), file.resolve())
+                    else:
+                        result.failures.append(LoadFailure(str(file), "not a regular file"))
         else:
-            result.failures.append(LoadFailure(str(path), "path does not exist"))
+            reason = _link_problem(path) or "path does not exist"
+            result.failures.append(LoadFailure(str(path), reason))
     result.files = [found[key] for key in sorted(found)]
     return result
 
@@ -142,6 +191,8 @@ def hash_file(path: str | Path) -> str:
 
 
 def _os_reason(exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return LINK_LOOP
     if isinstance(exc, PermissionError):
         return "cannot read file: permission denied"
     if isinstance(exc, FileNotFoundError):
@@ -194,20 +245,38 @@ def _title_from_name(path: Path) -> str:
     return path.stem.replace("_", " ").replace("-", " ").strip() or path.name
 
 
-def parse_document(path: str | Path, data: bytes | None = None) -> ParsedDocument | LoadFailure:
-    """Read (unless `data` is given) and parse one file. Blocking; never raises for bad input."""
+def oversize_reason(size: int, max_bytes: int) -> str | None:
+    """Why a file of `size` bytes is skipped under MAX_FILE_BYTES=`max_bytes` (0: no limit), or None."""
+    if not max_bytes or size <= max_bytes:
+        return None
+    return f"skipped: too large ({_megabytes(size)}, over MAX_FILE_BYTES={_megabytes(max_bytes)})"
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size:,} bytes"
+
+
+def parse_document(
+    path: str | Path, data: bytes | None = None, *, max_bytes: int = DEFAULT_MAX_FILE_BYTES
+) -> ParsedDocument | LoadFailure:
+    """Read (unless `data` is given) and parse one file. Blocking; never raises for bad input.
+
+    A file over `max_bytes` (MAX_FILE_BYTES; 0: no limit) is not read: parsing takes several times
+    a file's size in memory. Whoever passes `data` has read it, under a limit of their own.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     try:
         resolved = path.resolve()
         stat = resolved.stat()
-        if stat.st_size > MAX_FILE_BYTES:
-            limit = MAX_FILE_BYTES // (1024 * 1024)
-            return LoadFailure(str(path), f"file too large ({stat.st_size / 1e6:.0f} MB > {limit} MB)")
         if data is None:
+            if (oversized := oversize_reason(stat.st_size, max_bytes)) is not None:
+                return LoadFailure(str(path), oversized)
             data = resolved.read_bytes()
     except OSError as exc:
         return LoadFailure(str(path), _os_reason(exc))
+    except RuntimeError:  # Path.resolve() on a link loop, before Python 3.13
+        return LoadFailure(str(path), LINK_LOOP)
     if suffix not in SUPPORTED_SUFFIXES:
         return LoadFailure(str(path), f"unsupported file type '{suffix or path.name}'")
     if not data.strip():

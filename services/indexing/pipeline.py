@@ -1,9 +1,12 @@
 """One index run: scan, then parse → embed → write as overlapping stages, then delete and commit.
 
 Stages are tasks joined by bounded queues (back-pressure keeps memory flat): parse workers run
-the loader and chunker in threads, the embedder stage batches chunks across documents, and the
-writer stage upserts batches and records a document's state only once all its chunks are
-written. A run that stops part-way thus leaves every recorded document complete.
+the loader and chunker in threads and stream each document's chunks in slices (no document's, let
+alone the corpus's, chunks are ever all in memory), the embedder stage batches chunks across
+documents, and the writer stage upserts batches and records a document's state only once all its
+chunks are written. A run that stops part-way thus leaves every recorded document complete (what
+else it left, the next run clears: `recovery`). Before each write the run confirms it may still
+write (`RunGuard`), so one paused past its lease and replaced meanwhile stops instead.
 """
 
 from __future__ import annotations
@@ -21,26 +24,28 @@ from typing import Any
 from configs.config import Settings
 from data.embeddings import Embedder
 from data.errors import IndexModelMismatch
+from data.leases import LeaseLost
 from data.records import Chunk, DocumentState
 from data.vector_store import IndexWriter, VectorStore
-from services.indexing.chunking import chunk_document
-from services.indexing.contract import IndexFailure, IndexProgress, IndexResult, IndexRunFailed
+from services.indexing import loader
+from services.indexing.chunking import chunk_count_problem, chunk_slices
+from services.indexing.contract import IndexFailure, IndexProgress, IndexResult, IndexRunFailed, RunGuard
 from services.indexing.loader import LoadFailure, ParsedDocument, discover, hash_file, parse_document
+from services.indexing.recovery import drop_unfinished_rebuilds, remove_unfinished_documents
 
 log = logging.getLogger(__name__)
 
 EMBED_BATCH = 64  # chunks per embedder call (across documents)
 PARSE_WORKERS = 2  # documents parsed concurrently (threads)
-DOC_QUEUE = 8  # parsed documents waiting for the embedder
+SLICE_QUEUE = 8  # slices of a document's chunks (one embedder call's worth), or its end, for the embedder
 BATCH_QUEUE = 2  # embedded batches waiting for the writer
 
 
 @dataclass(frozen=True, slots=True)
 class _Work:
-    """A parsed document on its way to the store."""
+    """A document whose chunks are on their way to the store."""
 
     state: DocumentState
-    chunks: list[Chunk]
     is_update: bool
 
 
@@ -53,6 +58,11 @@ class _Batch:
     completed: list[_Work]
 
 
+# A document's chunks travel in slices made as the queue takes them (memory holds a queue's worth
+# of chunks however large the document), then its `_Work`; None ends the stream.
+_Queued = list[Chunk] | _Work | None
+
+
 class _StageError(Exception):
     def __init__(self, stage: str, cause: Exception) -> None:
         super().__init__(stage)
@@ -60,25 +70,27 @@ class _StageError(Exception):
         self.cause = cause
 
 
-_Prepared = tuple[ParsedDocument, list[Chunk]] | LoadFailure | None  # None: unchanged
+_Prepared = ParsedDocument | LoadFailure | None  # None: unchanged
 
 
 def _prepare(path: Path, known: DocumentState | None, settings: Settings) -> _Prepared:
-    """Blocking (run in a thread): skip unchanged files by hash (no parsing), else parse and chunk."""
-    if known is not None:
-        with contextlib.suppress(OSError):  # unreadable: parse_document says why
-            if hash_file(path) == known.content_hash:
-                return None
-    parsed = parse_document(path)
+    """Blocking (run in a thread): skip unchanged files by hash (no parsing), else parse, and count
+    the chunks (without keeping them) to skip a document over MAX_CHUNKS_PER_DOCUMENT whole."""
+    data: bytes | None = None
+    with contextlib.suppress(OSError):  # unreadable: parse_document says why
+        if (oversized := loader.oversize_reason(path.stat().st_size, settings.max_file_bytes)) is not None:
+            return LoadFailure(str(path), oversized)  # before hashing it: that reads it all
+        if known is not None and hash_file(path) == known.content_hash:
+            return None
+        data = path.read_bytes()
+    parsed = parse_document(path, data)
     if isinstance(parsed, LoadFailure):
         return parsed
     try:
-        chunks = chunk_document(parsed, settings)
+        problem = chunk_count_problem(parsed, settings)
     except Exception as exc:  # one odd document must not stop the others
         return LoadFailure(str(path), f"could not split into chunks ({type(exc).__name__}: {exc})")
-    if not chunks:
-        return LoadFailure(str(path), "no text to index after splitting into chunks")
-    return parsed, chunks
+    return parsed if problem is None else LoadFailure(str(path), problem)
 
 
 def _sentence(text: str) -> str:
@@ -101,6 +113,7 @@ class IndexRun:
         roots: Sequence[Path],
         full: bool,
         notify: Callable[[], None],
+        guard: RunGuard | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -109,6 +122,7 @@ class IndexRun:
         self.roots = list(roots)
         self.full = full
         self.notify = notify
+        self.guard = guard
         self.batch_size = max(EMBED_BATCH, settings.embedding_batch_size)
         self.collection = settings.weaviate_collection
         self.seen = self.added = self.updated = self.unchanged = self.deleted = 0
@@ -133,6 +147,10 @@ class IndexRun:
                 return await self._empty_source(writer, discovery.unsupported)
             stage = "reading the index's document list"
             states = await writer.document_states()
+            if not self.full:
+                stage = "removing what an interrupted run left"
+                await self._confirm()
+                self._note(await remove_unfinished_documents(writer, states))
             self._set(phase="indexing")
             await self._pipeline(writer, discovery.files, states)
             stage = "deleting removed documents"
@@ -140,10 +158,12 @@ class IndexRun:
             gone = await asyncio.to_thread(self._vanished, states, discovery.files, broken)
             if gone:
                 self._set(phase="deleting")
+                await self._confirm()
                 await writer.delete_documents(gone)
                 self.deleted = len(gone)
             stage = "committing the index"
             self._set(phase="committing")
+            await self._confirm(fresh=True)  # the step that makes a rebuild serve: ask the database
             await writer.commit()
         except _StageError as exc:
             raise await self._failed(writer, exc.stage, exc.cause) from exc.cause
@@ -153,10 +173,17 @@ class IndexRun:
             await self._abort(writer)
             raise
         self._set(phase="done")
-        return self._result()
+        return self.result()
+
+    async def _confirm(self, *, fresh: bool = False) -> None:
+        """Raise unless this run may still write (see `RunGuard`); free without a guard."""
+        if self.guard is not None:
+            await self.guard.confirm(fresh=fresh)
 
     async def _open_writer(self) -> IndexWriter:
         await self.embedder.warm_up()  # loads the model / learns the dimension before a generation exists
+        await self._confirm()
+        self._note(await drop_unfinished_rebuilds(self.store))
         model_id, dimension = self.embedder.model_id, self.embedder.dimension
         if not self.full:
             try:
@@ -187,13 +214,13 @@ class IndexRun:
         else:
             self.notes.append("the index was left unchanged")
         self._set(phase="done")
-        return self._result()
+        return self.result()
 
     def _vanished(self, states: dict[str, DocumentState], files: list[Path], broken: list[Path]) -> list[str]:
         """Recorded documents under the indexed roots that are gone (never those elsewhere, nor
         under a path that could not be read this time). Blocking: resolves paths."""
         roots = [root.expanduser().resolve() for root in self.roots if root.exists()]
-        broken = [path.expanduser().resolve() for path in broken]
+        broken = [loader.resolve_path(path) for path in broken]  # never raises, even for a link loop
         present = {str(path) for path in files}
         gone = []
         for document_id in states:
@@ -209,6 +236,8 @@ class IndexRun:
             aftermath = "nothing was changed"
         elif self.full:
             aftermath = await self._abort(writer)
+        elif isinstance(exc, LeaseLost):
+            aftermath = "it wrote nothing after that; the run holding the lease now keeps the index in step"
         else:
             finished = self.added + self.updated
             left = max(0, self.seen - self.progress.documents_done)
@@ -217,7 +246,7 @@ class IndexRun:
                 f"the other {left} will be indexed by the next run"
             )
         error = f"indexing stopped while {stage}: {cause}"
-        result = self._result(error=error)
+        result = self.result(error=error)
         return IndexRunFailed(f"{_sentence(error)} {_sentence(aftermath)}", result)
 
     async def _abort(self, writer: IndexWriter | None) -> str:
@@ -233,12 +262,17 @@ class IndexRun:
             )
         return "the rebuild was abandoned and the previous index keeps serving"
 
+    def _note(self, note: str | None) -> None:
+        if note is not None:
+            self.notes.append(note)
+
     def _set(self, **changes: object) -> None:
         for name, value in changes.items():
             setattr(self.progress, name, value)
         self.notify()
 
-    def _result(self, error: str | None = None) -> IndexResult:
+    def result(self, error: str | None = None) -> IndexResult:
+        """What the run did so far (all of it once `execute` returned); `error` says why it stopped."""
         return IndexResult(
             seen=self.seen,
             added=self.added,
@@ -261,7 +295,7 @@ class IndexRun:
     async def _pipeline(
         self, writer: IndexWriter, files: list[Path], states: dict[str, DocumentState]
     ) -> None:
-        docs: asyncio.Queue[_Work | None] = asyncio.Queue(DOC_QUEUE)
+        docs: asyncio.Queue[_Queued] = asyncio.Queue(SLICE_QUEUE)
         batches: asyncio.Queue[_Batch | None] = asyncio.Queue(BATCH_QUEUE)
         try:
             async with asyncio.TaskGroup() as group:
@@ -283,8 +317,10 @@ class IndexRun:
             raise _StageError(name, exc) from exc
 
     async def _produce(
-        self, files: Iterator[Path], states: dict[str, DocumentState], out: asyncio.Queue[_Work | None]
+        self, files: Iterator[Path], states: dict[str, DocumentState], out: asyncio.Queue[_Queued]
     ) -> None:
+        streaming = asyncio.Lock()  # one document's slices at a time: `_embed` relies on their order
+
         async def worker() -> None:
             for path in files:  # a shared iterator: each file goes to exactly one worker
                 known = states.get(str(path))
@@ -296,27 +332,24 @@ class IndexRun:
                     self.failures.append(IndexFailure(outcome.path, outcome.reason))
                     self._set(documents_done=self.progress.documents_done + 1)
                 else:
-                    parsed, chunks = outcome
-                    await out.put(self._work(parsed, chunks, is_update=known is not None))
+                    async with streaming:
+                        await self._stream(outcome, out, is_update=known is not None)
 
         async with asyncio.TaskGroup() as group:
             for _ in range(PARSE_WORKERS):
                 group.create_task(worker())
         await out.put(None)
 
-    def _work(self, parsed: ParsedDocument, chunks: list[Chunk], *, is_update: bool) -> _Work:
+    async def _stream(self, parsed: ParsedDocument, out: asyncio.Queue[_Queued], *, is_update: bool) -> None:
+        """Put the document's chunks in slices, chunking as the queue takes them, then its `_Work`."""
+        count = 0
+        async for part in chunk_slices(parsed, self.settings, self.batch_size):
+            count += len(part)
+            await out.put(part)
         self.notes.extend(f"{parsed.source}: {note}" for note in parsed.notes)
-        state = DocumentState(
-            document_id=parsed.document_id,
-            source=parsed.source,
-            title=parsed.title,
-            content_hash=parsed.content_hash,
-            modified_time=parsed.modified_time,
-            chunk_count=len(chunks),
-        )
-        return _Work(state, chunks, is_update)
+        await out.put(_Work(parsed.state(count), is_update))
 
-    async def _embed(self, docs: asyncio.Queue[_Work | None], out: asyncio.Queue[_Batch | None]) -> None:
+    async def _embed(self, docs: asyncio.Queue[_Queued], out: asyncio.Queue[_Batch | None]) -> None:
         """Batch chunks across documents; embed as soon as a batch is full or nothing else waits."""
         pending: list[Chunk] = []
         waiting: deque[tuple[int, _Work]] = deque()  # (stream offset of the doc's end, doc)
@@ -326,10 +359,11 @@ class IndexRun:
             item = await docs.get()
             if item is None:
                 done = True
-            else:
-                pending.extend(item.chunks)
-                queued += len(item.chunks)
+            elif isinstance(item, _Work):  # the document's last chunk is queued
                 waiting.append((queued, item))
+            else:
+                pending.extend(item)
+                queued += len(item)
             # Not waiting for a full batch when the queue is empty keeps the embedder busy.
             while pending and (len(pending) >= self.batch_size or done or docs.empty()):
                 part, pending = pending[: self.batch_size], pending[self.batch_size :]
@@ -352,6 +386,7 @@ class IndexRun:
 
     async def _write(self, writer: IndexWriter, batches: asyncio.Queue[_Batch | None]) -> None:
         while (batch := await batches.get()) is not None:
+            await self._confirm()
             if batch.chunks:
                 await writer.write_chunks(batch.chunks, batch.vectors)
                 self._set(chunks_written=self.progress.chunks_written + len(batch.chunks))

@@ -113,6 +113,8 @@ def report_of(outcome: IndexResult | BaseException) -> ReindexReport:
         return ReindexReport("ok" if clean else "warning", outcome.summary())
     if isinstance(outcome, IndexRunFailed):  # its message says what failed and what still serves
         return ReindexReport("failed", outcome.result.summary(), str(outcome))
+    if isinstance(outcome, IndexAlreadyRunning):  # another process holds the lease: nothing ran
+        return ReindexReport("warning", "", str(outcome))
     return ReindexReport("failed", "", f"The reindex failed: {describe_error(outcome)}")
 
 

@@ -1,4 +1,8 @@
-"""`serve`: the HTTP server plus every chat adapter whose credentials are set, until interrupted."""
+"""`serve`: the HTTP server plus every chat adapter whose credentials are set, until interrupted.
+
+It also ends when the embedded Weaviate died and could not be restarted (WEAVIATE_RESTART_GIVE_UP_SECONDS):
+a process that stays up with a dead store is one that systemd or Kubernetes never restarts.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,15 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 from configs.config import Settings
-from services.chat.metrics import MeteredAskService
-from services.runtime import Runtime, open_runtime
+from services.chat.contract import AskService
+from services.chat.metrics import REGISTRY, MeteredAskService
+from services.insights.admin import add_admin_routes
+from services.insights.config import InsightsConfig
+from services.insights.recording import RecordingAskService
+from services.insights.retention import run_retention_periodically
+from services.insights.service import insights_for
+from services.runtime import ComponentHealth, Runtime, open_runtime
+from services.server.health import HealthMetrics, ServerHealth
 from services.server.http_app import Handler, bound_port, build_http_app, start_http_server
 
 log = logging.getLogger(__name__)
@@ -19,7 +30,8 @@ log = logging.getLogger(__name__)
 HOW_TO_ENABLE = (
     "No chat adapter is configured. Slack: set SLACK_BOT_TOKEN and SLACK_APP_TOKEN (Socket Mode) "
     "or SLACK_SIGNING_SECRET (HTTP events at /slack/events). Discord: set DISCORD_TOKEN. "
-    "Meanwhile the ChatKit endpoint answers at POST /chatkit, and `python main.py chat` chats in the console."
+    "Meanwhile `python main.py chat` chats in the console (and POST /chatkit answers when "
+    "CHATKIT_API_TOKEN is set)."
 )
 
 
@@ -29,6 +41,7 @@ async def run_server(
     """Run until SIGINT/SIGTERM (or `stop` is set); index DOCS_PATHS in the background on first start.
 
     `started`, when given, receives the HTTP port once the server listens (port 0 picks a free one).
+    Raises `WeaviateServerError` when the embedded Weaviate is beyond restarting.
     """
     if stop is None:
         stop = asyncio.Event()
@@ -36,60 +49,90 @@ async def run_server(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
     async with open_runtime(settings) as runtime, AsyncExitStack() as stack:
-        background: list[Awaitable[None]] = []
+        health = ServerHealth(runtime)
+        background: dict[str, Awaitable[None]] = {}
         routes: dict[str, Handler] = {}
-        await _start_adapters(runtime, stack, routes, background)
+        await _start_adapters(runtime, stack, routes, background, health)
         app = build_http_app(
             chatkit_server=runtime.chat.server,
-            health_checks=runtime.health,
+            health_checks=health.check,
             chatkit_token=settings.chatkit_api_token,
             extra_routes=routes,
         )
+        add_admin_routes(app, insights_for(runtime))  # 404s unless ADMIN_TOKEN / ADMIN_PASSWORD is set
         http = await start_http_server(app, settings.http_host, settings.http_port)
         stack.push_async_callback(http.cleanup)
+        metrics = HealthMetrics(health)
+        REGISTRY.register(metrics)
+        stack.callback(REGISTRY.unregister, metrics)
         if started is not None:
             started.set_result(bound_port(http) or settings.http_port)
-        tasks: list[asyncio.Task[Any]] = [asyncio.create_task(_guard(job)) for job in background]
+        tasks: list[asyncio.Task[Any]] = []
+        for name, job in background.items():
+            tasks.append(task := asyncio.create_task(_guard(job), name=f"adapter-{name}"))
+            if name == "slack":
+                health.watch_task(name, task)
         if await runtime.store.stats() is None:
             log.info("The index is empty: indexing %s in the background", ", ".join(settings.docs_paths))
             tasks.append(runtime.indexer.start_background(on_done=_log_index_result))
+        if settings.retention_days > 0:
+            retention = run_retention_periodically(runtime.database, InsightsConfig.from_settings(settings))
+            tasks.append(asyncio.create_task(retention, name="retention"))
         if settings.reindex_interval_minutes > 0:
             tasks.append(
                 asyncio.create_task(refresh_periodically(runtime, settings.reindex_interval_minutes * 60))
             )
-        await stop.wait()
-        log.info("Shutting down")
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        store_gave_up = asyncio.create_task(runtime.vector_store_gave_up())
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({store_gave_up, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (*tasks, store_gave_up, stopping):
+                task.cancel()
+            log.info("Shutting down")
+            await asyncio.gather(*tasks, store_gave_up, stopping, return_exceptions=True)
+        if store_gave_up.done() and not store_gave_up.cancelled():
+            raise store_gave_up.result()  # after the adapters stopped; open_runtime's exit stops the rest
 
 
 async def _start_adapters(
-    runtime: Runtime, stack: AsyncExitStack, routes: dict[str, Handler], background: list[Awaitable[None]]
+    runtime: Runtime,
+    stack: AsyncExitStack,
+    routes: dict[str, Handler],
+    background: dict[str, Awaitable[None]],
+    health: ServerHealth,
 ) -> None:
     settings = runtime.settings
     if settings.slack_enabled:
         from services.slack.bot import SlackBot
 
-        slack = SlackBot(
-            settings, MeteredAskService(runtime.chat, "slack"), runtime.indexer, runtime.database.claim_event
-        )
+        slack = SlackBot(settings, answering(runtime, "slack"), runtime.indexer, runtime.database.claim_event)
         stack.push_async_callback(slack.close)
         if settings.slack_signing_secret is not None:
             routes["/slack/events"] = slack.http_handler()
+            health.add_adapter("slack", lambda: ComponentHealth(True, "listening"))
             log.info("Slack: HTTP events at /slack/events")
         if settings.slack_app_token is not None:
-            background.append(slack.start_socket_mode())
+            background["slack"] = slack.start_socket_mode()  # its health follows the task
             log.info("Slack: Socket Mode")
     if settings.discord_enabled:
         from services.discord.bot import DiscordBot
 
-        discord_bot = DiscordBot(settings, MeteredAskService(runtime.chat, "discord"), runtime.indexer)
+        discord_bot = DiscordBot(settings, answering(runtime, "discord"), runtime.indexer)
         stack.push_async_callback(discord_bot.close)
-        background.append(discord_bot.start())
+        background["discord"] = discord_bot.start()
+        health.add_adapter(
+            "discord",
+            lambda: ComponentHealth(discord_bot.state == "connected", discord_bot.state, discord_bot.problem),
+        )
         log.info("Discord: gateway bot")
     if not settings.slack_enabled and not settings.discord_enabled:
         log.warning(HOW_TO_ENABLE)
+
+
+def answering(runtime: Runtime, platform: str) -> AskService:
+    """The chat service as an adapter uses it: metered (/metrics) and recorded (`main.py report`)."""
+    return RecordingAskService(MeteredAskService(runtime.chat, platform), runtime.database, platform)
 
 
 async def refresh_periodically(runtime: Runtime, interval_seconds: float) -> None:
@@ -110,13 +153,14 @@ async def refresh_periodically(runtime: Runtime, interval_seconds: float) -> Non
 
 
 async def _guard(job: Awaitable[None]) -> None:
-    """Run an adapter; log its failure instead of taking the whole server down."""
+    """Run an adapter; its failure is logged (and shown in /healthz), the rest of the server goes on."""
     try:
         await job
     except asyncio.CancelledError:
         raise
     except Exception:
         log.exception("An adapter stopped with an error")
+        raise
 
 
 async def _log_index_result(outcome: object) -> None:

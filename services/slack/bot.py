@@ -22,10 +22,12 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_bolt.request.internals import parse_body
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from configs.config import ConfigError, Settings
@@ -77,10 +79,15 @@ class SlackBot:
             ],
         )
         secret = settings.slack_signing_secret
+        # Without a signing secret (Socket Mode only) HTTP events are refused.
+        self._verifier = SignatureVerifier(secret.get_secret_value()) if secret is not None else None
         self.app = AsyncApp(
             client=self.client,
-            # Without a signing secret (Socket Mode only) every HTTP request fails verification.
-            signing_secret=secret.get_secret_value() if secret is not None else "",
+            signing_secret="",
+            # `http_handler` verifies every HTTP request before Bolt sees it; Bolt's own check would
+            # log a rejected request's body at INFO, and fails with a 500 on a non-numeric timestamp.
+            # Socket Mode needs no signature.
+            request_verification_enabled=False,
             name="docs-bot",
             logger=logging.getLogger("slack_bolt"),
         )
@@ -100,15 +107,34 @@ class SlackBot:
 
     # --- Transports ------------------------------------------------------------------------
     def http_handler(self) -> Handler:
-        """The aiohttp handler for `POST /slack/events` (Bolt verifies the signature: 401 otherwise)."""
+        """The aiohttp handler for `POST /slack/events`: Slack's signature checked (401), then the
+        body's shape (400), then Bolt. Bolt parses a body before anything else and fails with a 500
+        and a traceback on one that isn't a JSON object; here bad input gets a 4xx and one line."""
 
         async def handle(request: web.Request) -> web.StreamResponse:
-            if self.settings.slack_signing_secret is None:
-                return web.Response(status=401, text="Slack HTTP events need SLACK_SIGNING_SECRET.")
-            bolt_response = await self.app.async_dispatch(await to_bolt_request(request))
-            return await to_aiohttp_response(bolt_response)
+            if self._verifier is None:
+                return _refusal(401, "Slack HTTP events need SLACK_SIGNING_SECRET.")
+            text = _utf8(await request.read())
+            if text is None or not self._signed(text, request):
+                return _refusal(401, "missing or invalid Slack request signature")
+            content_type = (request.headers.get("Content-Type") or "").split(";")[0] or None
+            if (problem := _payload_problem(text, content_type)) is not None:
+                return _refusal(400, problem)
+            try:
+                bolt_request = await to_bolt_request(request)
+            except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
+                return _refusal(400, f"malformed Slack request ({type(exc).__name__})")
+            return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
 
         return handle
+
+    def _signed(self, body: str, request: web.Request) -> bool:
+        """Slack's v0 signature, less than five minutes old; False for any malformed header."""
+        timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+        signature = request.headers.get("X-Slack-Signature", "")
+        if self._verifier is None or not timestamp.isdigit() or not signature.isascii():
+            return False
+        return self._verifier.is_valid(body, timestamp, signature)
 
     async def start_socket_mode(self) -> None:
         """Connect through Socket Mode (SLACK_APP_TOKEN) and stay connected until `close()`."""
@@ -221,6 +247,35 @@ class SlackBot:
 
     async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
         log.error("Unhandled error in a Slack listener (%s)", body.get("type"), exc_info=error)
+
+
+def _refusal(status: int, message: str) -> web.Response:
+    """The short JSON answer to a request that is not Slack's or not readable, logged in one line
+    (never with the body: an unsigned one is anyone's, a signed one holds a user's message)."""
+    log.warning("Refused a /slack/events request (%d): %s", status, message)
+    return web.json_response({"error": message}, status=status)
+
+
+def _utf8(body: bytes) -> str | None:
+    try:
+        return body.decode()
+    except UnicodeDecodeError:
+        return None
+
+
+def _payload_problem(body: str, content_type: str | None) -> str | None:
+    """What makes a signed body unreadable for Bolt, or None. Bolt reads JSON when the type says
+    so or the body starts with "{", else a form whose `payload` field (interactions) is JSON."""
+    what = "the body" if content_type == "application/json" or body.startswith("{") else "the payload field"
+    try:
+        payload = parse_body(body, content_type)
+    except ValueError:
+        return f"{what} is not valid JSON"
+    if not isinstance(payload, dict):
+        return f"{what} must be a JSON object"
+    if "event" in payload and not isinstance(payload["event"], dict):
+        return "its event must be a JSON object"
+    return None
 
 
 def _team(body: dict[str, Any], context: AsyncBoltContext) -> str:

@@ -1,0 +1,1 @@
+"""Insights from what the bot stores: coverage gaps, feedback, usage, index health; report and /admin."""

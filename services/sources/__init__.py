@@ -1,0 +1,1 @@
+"""Knowledge sources (local paths, websites, Git repositories) scanned into per-document changes."""
