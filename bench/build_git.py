@@ -2,9 +2,9 @@
 
 A corpus the bot was never tuned on, and one whose pages all share the same section names
 (DESCRIPTION, OPTIONS, EXAMPLES, CONFIGURATION, ...): a follow-up such as "any examples?" means
-nothing without the conversation, because 60 pages have an EXAMPLES section. Pages are the
-`git-*.html` manual pages of at most `MAX_PAGE_CHARS` characters of text (108 of 160: the longest,
-such as git-config and git-log, would triple the indexing time).
+nothing without the conversation, because 50 of the pages have an EXAMPLES section. Pages are the
+`git-*.html` manual pages of at most `MAX_PAGE_CHARS` characters of text (134 of 160: the longest,
+such as git-config and git-log, would double the indexing time).
 
 - **Queries** (`queries.jsonl`, kind "name"): "How do I <purpose>?" from the page's NAME line
   (git-bisect: "Use binary search to find the commit that introduced a bug"), answered by the

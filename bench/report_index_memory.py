@@ -7,19 +7,24 @@ from typing import Any
 
 from bench.quality import load
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "benchmarks.md"
+MAIN = ROOT / "main.py"
 HEADING = "## Memory while indexing"
 _AFTER = "## Memory\n"  # right after the `serve` memory section
 LABELS = {"before": "before", "now": "now"}
 
 
-def _machine(label: str, machine: dict[str, Any]) -> str:
+def _machine(label: str, run: dict[str, Any]) -> str:
+    machine = run["machine"]
     start = ", ".join(f"{value:.1f}" for value in machine["load_average_at_start"])
     end = ", ".join(f"{value:.1f}" for value in machine.get("load_average_at_end", ()))
+    mains = {workload["main"] for workload in run["workloads"].values()}
+    code = "" if mains == {str(MAIN)} else " without the change measured here (a copy run with `--main`)"
     return (
         f"{label}: {machine['date_utc']}, {machine['cpu_model']}, {machine['cores']} cores, "
         f"{machine['memory_gib']} GiB, load average {start} at start and {end} at the end, "
-        f"commit {machine['git_commit']}"
+        f"commit {machine['git_commit']}{code}"
     )
 
 
@@ -34,11 +39,11 @@ def _halves(samples: list[list[float]]) -> tuple[float, float]:
     return max(s[1] for s in samples[:middle]), max(s[1] for s in samples[middle:])
 
 
-def _row(label: str, name: str, run: dict[str, Any]) -> str:
+def _row(label: str, run: dict[str, Any]) -> str:
     corpus = run["corpus"]
     size = f"CHUNK_SIZE={run['chunk_size']}" if run["chunk_size"] else "default settings"
     samples = run["samples"]
-    timeline = " / ".join(f"{_at(samples, f):.0f}" for f in (0.25, 0.5, 0.75, 1.0))
+    timeline = " / ".join(f"{_at(samples, f):.0f}" for f in (0.25, 0.5, 0.75, 0.95))
     return (
         f"| {label} | {corpus['bytes'] / 1e6:.1f} MB, {corpus['files']:,} files ({size}) | "
         f"{run['chunks'] or 0:,} | {run['seconds']:.0f} | **{run['peak_rss_mib']:.0f}** | {timeline} |"
@@ -53,7 +58,7 @@ def index_memory_section(out: list[str]) -> None:
         return
     out += [
         "Measured with `python -m bench.index_memory` ("
-        + "; ".join(_machine(LABELS[label], run["machine"]) for label, run in runs.items())
+        + "; ".join(_machine(LABELS[label], run) for label, run in runs.items())
         + "). The real command, `main.py index --full`, runs as a child process on a generated corpus "
         "against a Weaviate of its own; VmRSS is sampled every 0.5 s and the peak is the process's "
         "maximum resident set (`wait4`). The 100 MB corpus is 4,000 Markdown pages of 20 KB and one "
@@ -63,12 +68,12 @@ def index_memory_section(out: list[str]) -> None:
         "at the default CHUNK_SIZE (~150,000 chunks) would take. The 1.2 MB corpus is 110 such pages "
         "with the default settings.",
         "",
-        "| code | corpus | chunks | seconds | peak RSS (MiB) | RSS at 25% / 50% / 75% / end (MiB) |",
+        "| code | corpus | chunks | seconds | peak RSS (MiB) | RSS at 25% / 50% / 75% / 95% of the run |",
         "|---|---|---|---|---|---|",
     ]
     for label, run in runs.items():
-        for name, workload in run["workloads"].items():
-            out.append(_row(LABELS[label], name, workload))
+        for workload in run["workloads"].values():
+            out.append(_row(LABELS[label], workload))
     out.append("")
     now = runs.get("now")
     if now and "100MB" in now["workloads"]:

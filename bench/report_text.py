@@ -14,7 +14,7 @@ def intro(machine: dict[str, Any] | None, datasets: Sequence[Dataset]) -> list[s
         "Measured by hand, never in unit tests. One command runs everything and rewrites this page:\n",
         "```sh\nmake bench            # = .venv/bin/python -m bench\n"
         "python -m bench --parts quality,report   # a subset (parts: dataset, ingest, peers, quality, "
-        "relevance, latency, memory, report)\n```\n",
+        "relevance, coverage, followups, answers, rerank, latency, memory, report)\n```\n",
         "The bench starts one Weaviate server (the project's `EmbeddedWeaviate`, v1.39.3) for the whole run, "
         "drives the project's own `Indexer` and `Retriever` (the code behind `main.py index` and "
         "`main.py search`), runs the peers in their own virtualenvs under `bench/.venvs/` (created on first "
@@ -78,6 +78,12 @@ prints the command: `apt-get update && apt-get install -y python-django-doc pyth
   folders faq, tutorial, using and installing (the library and language references, HOWTOs, C API,
   extending and What's New left out for the same reason). Queries: leaf sections of the FAQ files and
   question-shaped headings elsewhere; their title and underline are removed from the indexed file.
+- **git** (HTML, issue 11: a corpus the defaults were never tuned on, `python -m bench.build_dataset
+  git`): Git's manual pages from `git-doc` (`/usr/share/doc/git-doc/git-*.html`, the 134 of at most
+  20,000 characters of text). Queries: "How do I <purpose>?" from each page's NAME line (whose purpose
+  is removed from the indexed page), answered by its DESCRIPTION; and `followups.jsonl`, two-turn
+  conversations: that question, then "any examples?" or "which configuration variables affect it?"
+  about another section of the same page (bench/build_git.py).
 
 **Answers.** A query's answer is the set of sentences of its section's own prose (paragraphs and
 list items; code blocks, directives and nested sections excluded; for reST, sentences carrying inline

@@ -11,6 +11,7 @@ restate the question are never shown. Measured in docs/benchmarks.md ("Offline a
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ _BLOCK_START = re.compile(r"(?:^|\n\n)(?=\[\d+\] )")
 _HEADER = re.compile(r"\[(\d+)\] ")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 _WORD = re.compile(r"\w+")
+_LIST_MARKER = re.compile(r"^(?:[-*+•]|\d+[.)])\s+")
 
 
 class SentenceScorer(Protocol):
@@ -97,7 +99,7 @@ async def offline_answer(question: str, searches: Sequence[tuple[str, str]], sco
             lead.append(sentence)
     parts = [NO_LLM_NOTICE]
     if lead:
-        parts.append("\n".join(f"- {s.text} [{blocks[s.block].number}]" for s in lead))
+        parts.append("\n".join(f"- {_LIST_MARKER.sub('', s.text)} [{blocks[s.block].number}]" for s in lead))
     quoted: list[int] = list(dict.fromkeys(s.block for s in lead))
     quoted += [i for i in range(len(blocks)) if i not in quoted]
     for index in quoted[:_MAX_QUOTES]:
@@ -110,14 +112,24 @@ async def offline_answer(question: str, searches: Sequence[tuple[str, str]], sco
 
 
 def candidate_sentences(question: str, blocks: Sequence[Block]) -> list[Sentence]:
-    """The sentences that may lead the answer: the first that can answer anything, of the best
-    passages."""
-    return [
-        sentence
-        for index, block in enumerate(blocks[:_SCORED_PASSAGES])
-        for sentence in sentences_of(index, block.text)
-        if answers_something(sentence.text, question)
-    ][:_MAX_SENTENCES]
+    """The sentences that may lead the answer, from the best passages: first the one right after a
+    line asking this question (a FAQ's answer), then each passage's first sentences in turn, so a
+    long first passage cannot crowd out the one that answers."""
+    asked = content_words(question)
+    answers_to_question: list[Sentence] = []
+    per_block: list[list[Sentence]] = []
+    for index, block in enumerate(blocks[:_SCORED_PASSAGES]):
+        sentences = sentences_of(index, block.text)
+        usable = [s for s in sentences if answers_something(s.text, question)]
+        per_block.append(usable)
+        for before, after in itertools.pairwise(sentences):
+            repeats = before.text.rstrip().endswith("?") and asked <= content_words(before.text)
+            if asked and repeats and after in usable:
+                answers_to_question.append(after)
+    ordered = list(answers_to_question)
+    for rank in range(max((len(usable) for usable in per_block), default=0)):
+        ordered += [usable[rank] for usable in per_block if rank < len(usable)]
+    return list(dict.fromkeys(ordered))[:_MAX_SENTENCES]
 
 
 def numbered_blocks(tool_outputs: Sequence[str], weights: Sequence[float] | None = None) -> list[Block]:
@@ -153,6 +165,8 @@ def answers_something(sentence: str, question: str) -> bool:
     words = _WORD.findall(sentence.lower())
     if len(words) < _MIN_WORDS or sentence.rstrip().endswith("?") or sentence.lstrip().startswith("#"):
         return False
+    if "```" in sentence or sentence.lstrip().startswith((">", "|", "$ ", "..")):
+        return False  # code, quotes, tables, shell prompts and directives are not prose
     asked = " ".join(_WORD.findall(question.lower()))
     if asked and asked in " ".join(words):
         return False

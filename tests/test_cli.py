@@ -76,7 +76,7 @@ def test_index_search_ask_status(cli_env: dict[str, str]) -> None:
     code, out = run("index")
     assert code == 3 and "6 unchanged" in out and "0 embeddings computed" in out, out
 
-    queries = "What is the default region?\nWhich Ubuntu version is no longer supported?\n"
+    queries = "What is the default region?\nWhat is new in Acme Deploy 4.2?\n"
     code, out = run("search", "-k", "3", stdin=queries)
     assert code == 0, out
     lines = [json.loads(line) for line in out.splitlines()]

@@ -74,15 +74,15 @@ async def browser(chromium: Path, tmp_path: Path) -> AsyncIterator[BrowserContex
 async def record_index_runs(database: Database) -> None:
     """A finished run with a failed file, then one still running (its lease held), as the indexer does."""
     runs = database.index_runs
-    lease = await runs.acquire_lease("index:DocChunks", ttl=300, heartbeat=5, progress={})
-    run_id = await runs.start_run(lease, full=False)
+    lease, run_id = await runs.begin_run("index:DocChunks", full=False, ttl=300, heartbeat=5, progress={})
     failure = IndexFailure("notes/scan.pdf", "not a PDF file (no %PDF header)")
     result = IndexResult(40, 2, 1, 36, 0, 1, [failure], 310, 310, 12.5, False, False, "DocChunks_1")
     await runs.record_run(result, run_id=run_id)
     await lease.release()
     progress = IndexProgress("indexing", 40, 10, 80, time.time() - 20, False)
-    running = await runs.acquire_lease("index:DocChunks", ttl=300, heartbeat=5, progress=progress.to_dict())
-    await runs.start_run(running, full=False)
+    _running, _ = await runs.begin_run(
+        "index:DocChunks", full=False, ttl=300, heartbeat=5, progress=progress.to_dict()
+    )
 
 
 class ConsoleWatch:

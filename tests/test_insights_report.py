@@ -243,8 +243,7 @@ async def test_index_health_follows_runs_through_the_run_log_and_its_lease(
     try:
         assert (await service.index_health()).sources == []
 
-        lease = await runs.acquire_lease("index:DocChunks", ttl=60, heartbeat=5, progress={})
-        run_id = await runs.start_run(lease, full=False)
+        lease, run_id = await runs.begin_run("index:DocChunks", full=False, ttl=60, heartbeat=5, progress={})
         await runs.record_run(index_result(seen=40, chunks_written=310, seconds=12.5), run_id=run_id)
         await lease.release()
         (ok,) = (await service.index_health()).sources
@@ -252,8 +251,7 @@ async def test_index_health_follows_runs_through_the_run_log_and_its_lease(
         assert ok.last_run_at is not None and ok.next_run_at == ok.last_run_at + timedelta(minutes=60)
 
         failures = [IndexFailure("notes/a.pdf", "not a PDF file")]
-        lease = await runs.acquire_lease("index:DocChunks", ttl=60, heartbeat=5, progress={})
-        run_id = await runs.start_run(lease, full=True)
+        lease, run_id = await runs.begin_run("index:DocChunks", full=True, ttl=60, heartbeat=5, progress={})
         failed = index_result(
             seen=3, failed=1, failures=failures, error="Weaviate refused a batch", full=True
         )
@@ -272,8 +270,7 @@ async def test_index_health_follows_runs_through_the_run_log_and_its_lease(
             "started_at": started,
             "full": False,
         }
-        lease = await runs.acquire_lease("index:DocChunks", ttl=60, heartbeat=5, progress=progress)
-        await runs.start_run(lease, full=False)
+        lease, _ = await runs.begin_run("index:DocChunks", full=False, ttl=60, heartbeat=5, progress=progress)
         health = await service.index_health()
         (run,) = health.running
         assert (run.source, run.phase, run.documents_done, run.documents_total) == (

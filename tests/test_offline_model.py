@@ -115,6 +115,8 @@ def test_a_quote_is_the_answering_sentence_in_context_up_to_the_next_question() 
         ("The bot and Slack, to add.", False),  # only the question's own words
         ("## Adding the bot to Slack workspace channels", False),  # a heading
         ("Too short.", False),
+        ("``` You can also name the field that holds the URL to go to.", False),  # code
+        ("$ git add Documentation/*.txt and more of the same", False),  # a shell prompt
         ("Create a Slack app from the manifest and install it.", True),
     ],
 )

@@ -162,7 +162,7 @@ async def checked_answers(
             item = event.item
             parts = []
             for index, part in enumerate(item.content):
-                check = checks.pop((item.id, index), None) or CitationCheck(passages, policy, streamed=False)
+                check = checks.pop((item.id, index), CitationCheck(passages, policy, streamed=False))
                 parts.append(part.model_copy(update={"text": check.finish(asked, part.text)}))
                 if rest := check.rest():
                     yield _delta(item.id, index, rest)
@@ -219,9 +219,7 @@ class CitationCheck:
         return self.final
 
     def _decide(self, question: str, text: str) -> str:
-        cleaned, valid, removed = remove_invalid_citations(
-            self.raw if text is None else text, len(self.passages)
-        )
+        cleaned, valid, removed = remove_invalid_citations(text, len(self.passages))
         if removed:
             log.warning(
                 "Removed citations %s from an answer: only %d passages were retrieved in its turn",
