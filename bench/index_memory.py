@@ -172,6 +172,7 @@ def run_index(main: Path, server: EmbeddedWeaviate, workload: Workload) -> dict[
         "exit_code": child.returncode,
         "seconds": seconds,
         "peak_rss_mib": usage.ru_maxrss / 1024,
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,
         "samples": samples,
         "documents": _count(r"(\d+) documents seen", summary),
         "added": _count(r"seen: (\d+) added", summary),

@@ -44,9 +44,11 @@ def _row(label: str, run: dict[str, Any]) -> str:
     size = f"CHUNK_SIZE={run['chunk_size']}" if run["chunk_size"] else "default settings"
     samples = run["samples"]
     timeline = " / ".join(f"{_at(samples, f):.0f}" for f in (0.25, 0.5, 0.75, 0.95))
+    cpu = f"{run['cpu_seconds']:.0f}" if "cpu_seconds" in run else "—"
     return (
         f"| {label} | {corpus['bytes'] / 1e6:.1f} MB, {corpus['files']:,} files ({size}) | "
-        f"{run['chunks'] or 0:,} | {run['seconds']:.0f} | **{run['peak_rss_mib']:.0f}** | {timeline} |"
+        f"{run['chunks'] or 0:,} | {run['seconds']:.0f} | {cpu} | **{run['peak_rss_mib']:.0f}** | "
+        f"{timeline} |"
     )
 
 
@@ -68,8 +70,9 @@ def index_memory_section(out: list[str]) -> None:
         "at the default CHUNK_SIZE (~150,000 chunks) would take. The 1.2 MB corpus is 110 such pages "
         "with the default settings.",
         "",
-        "| code | corpus | chunks | seconds | peak RSS (MiB) | RSS at 25% / 50% / 75% / 95% of the run |",
-        "|---|---|---|---|---|---|",
+        "| code | corpus | chunks | seconds | CPU seconds | peak RSS (MiB) | RSS at 25/50/75/95% of the run "
+        "|",
+        "|---|---|---|---|---|---|---|",
     ]
     for label, run in runs.items():
         for workload in run["workloads"].values():

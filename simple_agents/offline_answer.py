@@ -112,9 +112,10 @@ async def offline_answer(question: str, searches: Sequence[tuple[str, str]], sco
 
 
 def candidate_sentences(question: str, blocks: Sequence[Block]) -> list[Sentence]:
-    """The sentences that may lead the answer, from the best passages: first the one right after a
-    line asking this question (a FAQ's answer), then each passage's first sentences in turn, so a
-    long first passage cannot crowd out the one that answers."""
+    """The sentences the embedding model scores (at most `_MAX_SENTENCES`), from the best passages:
+    the one right after a line asking this question (a FAQ's answer), those naming what was asked,
+    then each passage's first sentences in turn, so a long first passage cannot crowd out the
+    sentence that answers."""
     asked = content_words(question)
     answers_to_question: list[Sentence] = []
     per_block: list[list[Sentence]] = []
@@ -126,7 +127,10 @@ def candidate_sentences(question: str, blocks: Sequence[Block]) -> list[Sentence
             repeats = before.text.rstrip().endswith("?") and asked <= content_words(before.text)
             if asked and repeats and after in usable:
                 answers_to_question.append(after)
-    ordered = list(answers_to_question)
+    # Then sentences naming what was asked (most of its words first), then the rest in turn.
+    naming = [s for usable in per_block for s in usable if asked & content_words(s.text)]
+    naming.sort(key=lambda s: -len(asked & content_words(s.text)))
+    ordered = [*answers_to_question, *naming]
     for rank in range(max((len(usable) for usable in per_block), default=0)):
         ordered += [usable[rank] for usable in per_block if rank < len(usable)]
     return list(dict.fromkeys(ordered))[:_MAX_SENTENCES]
