@@ -20,7 +20,8 @@ def _machine(label: str, run: dict[str, Any]) -> str:
     start = ", ".join(f"{value:.1f}" for value in machine["load_average_at_start"])
     end = ", ".join(f"{value:.1f}" for value in machine.get("load_average_at_end", ()))
     mains = {workload["main"] for workload in run["workloads"].values()}
-    code = "" if mains == {str(MAIN)} else " without the change measured here (a copy run with `--main`)"
+    before = "'s bench, measuring a copy of the code from before the change (`--main`)"
+    code = "" if mains == {str(MAIN)} else before
     return (
         f"{label}: {machine['date_utc']}, {machine['cpu_model']}, {machine['cores']} cores, "
         f"{machine['memory_gib']} GiB, load average {start} at start and {end} at the end, "
@@ -31,12 +32,6 @@ def _machine(label: str, run: dict[str, Any]) -> str:
 def _at(samples: list[list[float]], fraction: float) -> float:
     """RSS (MiB) of the sample nearest `fraction` of the run."""
     return samples[min(len(samples) - 1, int(fraction * len(samples)))][1]
-
-
-def _halves(samples: list[list[float]]) -> tuple[float, float]:
-    """The highest RSS in the first and in the second half of the run (MiB)."""
-    middle = len(samples) // 2
-    return max(s[1] for s in samples[:middle]), max(s[1] for s in samples[middle:])
 
 
 def _row(label: str, run: dict[str, Any]) -> str:
@@ -81,18 +76,18 @@ def index_memory_section(out: list[str]) -> None:
     now = runs.get("now")
     if now and "100MB" in now["workloads"]:
         large = now["workloads"]["100MB"]
-        first, second = _halves(large["samples"])
         small = now["workloads"].get("1.2MB")
         versus = (
             f", against {small['peak_rss_mib']:.0f} MiB for the 1.2 MB corpus" if small is not None else ""
         )
+        early, late = _at(large["samples"], 0.25), _at(large["samples"], 0.95)
         out += [
             f"With the current code the 100 MB run peaks at {large['peak_rss_mib']:.0f} MiB{versus}: "
-            f"memory does not grow with the corpus. The highest RSS in the run's second half is "
-            f"{second:.0f} MiB, in its first half {first:.0f} MiB. Most of it is fixed: the imports "
-            "(~195 MiB) and the loaded ONNX model (~160 MiB). What varies is the largest file: it is "
-            "parsed whole (its parse takes several times its size for a moment), which is what "
-            "MAX_FILE_BYTES bounds.",
+            f"memory does not grow with the corpus. RSS is {early:.0f} MiB a quarter into the run and "
+            f"{late:.0f} MiB near its end, after 100 MB went through; the peak is the 20 MB file in the "
+            "middle, which is parsed whole (a parse takes several times a file's size for a moment: "
+            "what MAX_FILE_BYTES bounds). Most of the rest is fixed: the imports (~195 MiB) and the "
+            "loaded ONNX model (~160 MiB).",
             "",
         ]
     if "before" in runs:
@@ -100,7 +95,8 @@ def index_memory_section(out: list[str]) -> None:
             "Where the memory went before: onnxruntime's CPU arena keeps the largest run's tensors for "
             "the life of the process, and the embedder ran 32 chunks of up to 256 tokens at once "
             "(attention tensors grow with rows × length²). Runs are now cut at 512 tokens "
-            "(`MAX_RUN_TOKENS` in data/embeddings.py), which on this CPU also costs less CPU per chunk. "
+            "(`MAX_RUN_TOKENS` in data/embeddings.py), which on this CPU also takes less CPU per chunk "
+            "(the CPU seconds above). "
             "The pipeline held a whole document's chunks (and up to 8 documents' in its queue); chunks "
             "now stream in slices of one embedder call.",
             "",

