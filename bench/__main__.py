@@ -55,18 +55,7 @@ PARTS = (
     "memory",
     "report",
 )
-SERVER_PARTS = {
-    "ingest",
-    "peers",
-    "quality",
-    "relevance",
-    "coverage",
-    "followups",
-    "answers",
-    "rerank",
-    "latency",
-    "memory",
-}
+SERVER_PARTS = set(PARTS) - {"dataset", "report"}  # the parts that need the bench Weaviate
 FOLLOW_UP_SET = "git"  # the set with two-turn conversations (bench.build_git)
 
 

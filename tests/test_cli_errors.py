@@ -88,8 +88,8 @@ def test_read_only_data_dir_is_one_line_naming_it(
     folder.chmod(0o555)
     prefix: list[str] = []
     if os.geteuid() == 0:  # root writes anywhere unless it gives up the permission override
-        if shutil.which("setpriv") is None:
-            pytest.skip("needs util-linux's setpriv to run without root's permission override")
+        # util-linux is an Essential package on Debian: a missing setpriv is a broken machine.
+        assert shutil.which("setpriv"), "setpriv (util-linux) is needed to drop root's permission override"
         drop = "-dac_override,-dac_read_search"
         prefix = ["setpriv", f"--bounding-set={drop}", f"--inh-caps={drop}"]
     done = subprocess.run(
