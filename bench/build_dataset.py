@@ -315,7 +315,13 @@ def build_git(out: Path) -> None:
     build(out)
 
 
-BUILDERS = {"django": build_django, "python": build_python, "git": build_git}
+def build_pallets(out: Path) -> None:
+    from bench.build_pallets import build_pallets as build  # the report set (bench/build_pallets.py)
+
+    build(out)
+
+
+BUILDERS = {"django": build_django, "python": build_python, "git": build_git, "pallets": build_pallets}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import report_cluster
+from bench import report_cluster, report_pallets
 from bench.dataset import Dataset
 from bench.metrics import METRICS, Estimate, bootstrap, is_noise, paired_difference
 from bench.plots import plot_quality, plot_throughput
@@ -400,6 +400,8 @@ def write(datasets: Sequence[Dataset]) -> Path:
     followups_section(out)
     out += ["## Offline answers\n"]
     answers_section(out)
+    out += [f"{report_pallets.HEADING}\n"]
+    report_pallets.pallets_section(out)
     out += ["## `ask` latency\n"]
     _latency_section(out)
     out += ["## Memory\n"]

@@ -14,7 +14,8 @@ def intro(machine: dict[str, Any] | None, datasets: Sequence[Dataset]) -> list[s
         "Measured by hand, never in unit tests. One command runs everything and rewrites this page:\n",
         "```sh\nmake bench            # = .venv/bin/python -m bench\n"
         "python -m bench --parts quality,report   # a subset (parts: dataset, ingest, peers, quality, "
-        "relevance, coverage, followups, answers, rerank, latency, memory, report)\n```\n",
+        "relevance, coverage, followups, answers, rerank, rerank_latency, pallets, latency, memory, "
+        "report)\n```\n",
         "The bench starts one Weaviate server (the project's `EmbeddedWeaviate`, v1.39.3) for the whole run, "
         "drives the project's own `Indexer` and `Retriever` (the code behind `main.py index` and "
         "`main.py search`), runs the peers in their own virtualenvs under `bench/.venvs/` (created on first "
@@ -84,6 +85,18 @@ prints the command: `apt-get update && apt-get install -y python-django-doc pyth
   is removed from the indexed page), answered by its DESCRIPTION; and `followups.jsonl`, two-turn
   conversations: that question, then "any examples?" or "which configuration variables affect it?"
   about another section of the same page (bench/build_git.py).
+- **pallets** (HTML, issue 11's report set: a corpus never used before in this project, kept apart
+  from every development set and never tuned on; `python -m bench.build_dataset pallets`): the
+  manuals of Flask 2.2, Werkzeug 2.2, Jinja 3.1 and Click 8.1 from Debian's `python-flask-doc`,
+  `python-werkzeug-doc`, `python-jinja2-doc` and `python-click-doc` (`/usr/share/doc/<package>/html`),
+  indexed together as one site: 144 pages (the generated index, search, 404 and module-index pages
+  and the changelogs left out), 1.28 M characters, with the API references and Flask's and Werkzeug's
+  near-identical deployment chapters as distractors. The questions are written by hand
+  (bench/pallets_questions.py): 81 needs, each asked as a FAQ-style question ("How do I make the
+  session cookie Secure, HttpOnly and SameSite?") and as a short chat message ("secure httponly
+  samesite cookie"), 162 queries, each naming the section(s) that answer it; in users' words, not
+  the headings' (headings stay in the indexed pages). Off-topic: 20 questions about other software,
+  10 of general knowledge and 10 of small talk, written for this set (bench/build_pallets.py).
 
 **Answers.** A query's answer is the set of sentences of its section's own prose (paragraphs and
 list items; code blocks, directives and nested sections excluded; for reST, sentences carrying inline

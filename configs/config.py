@@ -109,6 +109,20 @@ class Settings(BaseSettings):
     # Empty = the coverage judgement's measured threshold (local model); 0 = no judgement.
     search_min_coverage: float | None = Field(None, ge=0.0, le=1.0)
 
+    # --- Knowledge sources: websites and Git repositories (docs/sources.md) -----------------
+    # A TOML file naming each source with its location, globs, limits and refresh interval.
+    sources_file: Path | None = None
+    web_max_pages: int = Field(1000, ge=1, le=1_000_000)
+    web_max_depth: int = Field(8, ge=0, le=100)
+    web_max_page_bytes: ByteSize = Field(ByteSize(20_000_000), ge=1)
+    web_concurrency_per_host: int = Field(2, ge=1, le=32)
+    web_delay_seconds: float = Field(0.25, ge=0.0, le=60.0)
+    web_timeout_seconds: float = Field(30.0, gt=0.0, le=600.0)
+    web_max_retry_after_seconds: float = Field(60.0, ge=0.0, le=3600.0)
+    web_max_url_variants: int = Field(50, ge=1, le=100_000)
+    web_user_agent: str = Field("docs-chat-bot/0.1 (documentation indexer)", min_length=1)
+    git_timeout_seconds: float = Field(300.0, gt=0.0, le=86_400.0)
+
     # --- Storage and HTTP ----------------------------------------------------------------
     database_url: SecretStr | None = None
     http_host: str = "127.0.0.1"
@@ -141,10 +155,34 @@ class Settings(BaseSettings):
     discord_token: SecretStr | None = None
     discord_guild_ids: CommaIntList = Field(default_factory=list)
     discord_admin_role_ids: CommaIntList = Field(default_factory=list)
+    # Gateway shards (docs/deployment.md, "Discord shards"): how many the bot has (empty = as many as
+    # Discord recommends) and which of them this process connects (empty = all). No two processes
+    # may hold the same shard: both would answer every message in its guilds.
+    discord_shard_count: int | None = Field(None, ge=1, le=65536)
+    discord_shard_ids: CommaIntList = Field(default_factory=list)
 
     _split = field_validator(
-        "docs_paths", "slack_admin_user_ids", "discord_guild_ids", "discord_admin_role_ids", mode="before"
+        "docs_paths",
+        "slack_admin_user_ids",
+        "discord_guild_ids",
+        "discord_admin_role_ids",
+        "discord_shard_ids",
+        mode="before",
     )(_split_commas)
+
+    @field_validator("discord_shard_ids")
+    @classmethod
+    def _shards_within_count(cls, value: list[int], info: object) -> list[int]:
+        count = getattr(info, "data", {}).get("discord_shard_count")
+        if not value:
+            return value
+        if count is None:
+            raise ValueError("needs DISCORD_SHARD_COUNT: shard ids only mean something for a known count")
+        if len(set(value)) != len(value):
+            raise ValueError("lists a shard twice")
+        if outside := [shard for shard in value if not 0 <= shard < count]:
+            raise ValueError(f"must be between 0 and DISCORD_SHARD_COUNT - 1 ({count - 1}); got {outside}")
+        return sorted(value)
 
     @field_validator("index_heartbeat_seconds")
     @classmethod

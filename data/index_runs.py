@@ -20,6 +20,7 @@ from data.leases import HeldLease, LeaseHolder, Leases, Progress
 
 RunStatus = Literal["running", "succeeded", "failed", "interrupted"]
 _STALE_SCAN = 20  # latest rows a starting run looks through for runs of its lease left "running"
+_SOURCE_SCAN = 200  # latest rows looked through for each source's last run (a run names its sources)
 DIED = "interrupted: its process stopped before the run finished"
 
 
@@ -110,6 +111,27 @@ class SqlIndexRunLog:
                 session.add(IndexRunRow(result=json.dumps(outcome, default=str)))
             else:
                 row.result = json.dumps({**json.loads(row.result), **outcome}, default=str)
+
+    async def last_source_runs(self, limit: int = _SOURCE_SCAN) -> dict[str, dict[str, Any]]:
+        """Per source name, how the latest ended run that read it went: its `sources` entry plus
+        the run's `status`, `full` and `finished_at` (what `status` and the schedule need)."""
+        async with self._sessions() as session:
+            rows = await session.scalars(select(IndexRunRow).order_by(IndexRunRow.id.desc()).limit(limit))
+            results = [json.loads(row.result) for row in rows]
+        latest: dict[str, dict[str, Any]] = {}
+        for run in results:
+            if run.get("status") in (None, "running"):
+                continue
+            for source in run.get("sources") or []:
+                name = source.get("name")
+                if isinstance(name, str) and name not in latest:
+                    latest[name] = {
+                        **source,
+                        "status": run["status"],
+                        "full": bool(run.get("full")),
+                        "finished_at": run.get("finished_at"),
+                    }
+        return latest
 
     async def last_run(self) -> dict[str, Any] | None:
         """The latest run (its result's `to_dict()`, `status` and `recorded_at`), or None.

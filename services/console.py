@@ -6,6 +6,7 @@ import asyncio
 import sys
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -14,6 +15,7 @@ from configs.config import Settings
 from data.cluster_health import ClusterHealth
 from services.chat.contract import Answer, AskFailed, AskService, Source, Status, TextDelta
 from services.indexing.contract import describe_run
+from services.indexing.schedule import ConfiguredSources, describe_source
 
 if TYPE_CHECKING:
     from services.runtime import Runtime
@@ -90,6 +92,7 @@ async def status_report(runtime: Runtime) -> tuple[dict[str, Any], ClusterHealth
     settings = runtime.settings
     stats = await runtime.store.stats()
     cluster = await runtime.store.cluster_health()
+    sources = ConfiguredSources(settings, runtime.database.index_runs)
     info = {
         "index": None
         if stats is None
@@ -103,6 +106,7 @@ async def status_report(runtime: Runtime) -> tuple[dict[str, Any], ClusterHealth
         "configured_embedder": runtime.embedder.model_id,
         "language_model": settings.chat_model if settings.llm_configured else None,
         "last_run": await runtime.database.index_runs.last_run(),
+        "sources": [status.to_dict() for status in await sources.statuses()],
         "weaviate": {
             **cluster.to_dict(),
             "new_index_replication_factor": settings.weaviate_replication_factor,
@@ -123,5 +127,9 @@ def status_lines(info: dict[str, Any], cluster: ClusterHealth, settings: Setting
         ]
     lines.append(f"Language model: {info['language_model'] or 'none (answers quote the best passages)'}")
     lines.append(f"Last run: {describe_run(info['last_run'])}")
+    if len(info["sources"]) > 1 or settings.sources_file is not None:
+        lines.append("Sources:")
+        now = datetime.now(UTC)
+        lines.extend(f"  {describe_source(source, now)}" for source in info["sources"])
     lines.extend(cluster.describe(settings.weaviate_replication_factor))
     return lines

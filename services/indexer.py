@@ -1,9 +1,10 @@
 """The indexer: keeps the vector store in step with the documents, one run at a time.
 
 `Indexer.index()` runs an incremental (or, with `full=True`, a blue/green) run of the
-pipeline in `services.indexing.pipeline`; `start_background()` does the same in a task for
-chat commands, which know it only as a `Reindexer` (services.indexing.contract). Progress is
-reported through a throttled callback that never slows the pipeline (it runs in its own task).
+pipeline in `services.indexing.pipeline` over the configured sources (the sources file, else
+DOCS_PATHS; `services.sources.catalog`) or the ones named; `start_background()` does the same in a
+task for chat commands, which know it only as a `Reindexer` (services.indexing.contract). Progress
+is reported through a throttled callback that never slows the pipeline (it runs in its own task).
 
 One run at a time holds twice: in this process (refused at once, without an await), and across
 processes and replicas through the lease "index:<WEAVIATE_COLLECTION>" in the database (the run
@@ -36,7 +37,11 @@ from services.indexing.contract import (
     ProgressCallback,
     Reindexer,
 )
+from services.indexing.ledger import RunLedger
 from services.indexing.pipeline import IndexRun
+from services.indexing.schedule import ConfiguredSources
+from services.sources.catalog import load_catalog, source_options
+from services.sources.state import SourceStateFile
 
 __all__ = [
     "DoneCallback",
@@ -137,6 +142,11 @@ class Indexer(Reindexer):
         return self._progress is not None
 
     @property
+    def sources(self) -> ConfiguredSources:
+        """The configured sources and how each stands (for `/reindex status` and `status`)."""
+        return ConfiguredSources(self._settings, self._run_log)
+
+    @property
     def progress(self) -> IndexProgress | None:
         """A snapshot of the running run's progress, or None when idle."""
         return None if self._progress is None else self._progress.snapshot()
@@ -150,16 +160,20 @@ class Indexer(Reindexer):
 
     async def index(
         self,
-        paths: Sequence[str | Path] | None = None,
+        sources: Sequence[str | Path] | None = None,
         *,
         full: bool = False,
         on_progress: ProgressCallback | None = None,
         progress_interval: float = 0.0,
     ) -> IndexResult:
-        """Index `paths` (default: DOCS_PATHS). Raises `IndexAlreadyRunning` or `IndexRunFailed`."""
+        """Index `sources` (configured names or locations; default: every configured source).
+
+        Raises `IndexAlreadyRunning`, `IndexRunFailed`, or `SourcesFileError`/`SourceNameError`
+        for a sources file or a name that cannot be used (before anything is changed).
+        """
         progress = self._claim(full)
         try:
-            return await self._run(progress, paths, full, on_progress, progress_interval)
+            return await self._run(progress, sources, full, on_progress, progress_interval)
         finally:
             self._progress = None
 
@@ -167,7 +181,7 @@ class Indexer(Reindexer):
         self,
         *,
         full: bool = False,
-        paths: Sequence[str | Path] | None = None,
+        sources: Sequence[str | Path] | None = None,
         on_progress: ProgressCallback | None = None,
         progress_interval: float = 3.0,
         on_done: DoneCallback | None = None,
@@ -182,7 +196,7 @@ class Indexer(Reindexer):
         async def run() -> IndexResult:
             outcome: IndexResult | BaseException
             try:
-                outcome = await self._run(progress, paths, full, on_progress, progress_interval)
+                outcome = await self._run(progress, sources, full, on_progress, progress_interval)
             except BaseException as exc:
                 outcome = exc
             finally:
@@ -218,18 +232,25 @@ class Indexer(Reindexer):
     async def _run(
         self,
         progress: IndexProgress,
-        paths: Sequence[str | Path] | None,
+        names: Sequence[str | Path] | None,
         full: bool,
         on_progress: ProgressCallback | None,
         progress_interval: float,
     ) -> IndexResult:
-        roots = [Path(p) for p in (paths if paths is not None else self._settings.docs_paths)]
+        settings = self._settings
+        catalog = await asyncio.to_thread(load_catalog, settings)  # read per run: edits apply next run
+        entries = catalog.select(names)
+        options = source_options(settings)
+        sources = [entry.build(options) for entry in entries]
+        partial = {entry.name for entry in entries} != set(catalog.names)
+        # A rebuild starts the memos afresh: they describe the generation it replaces.
+        path = options.state_path
+        state = SourceStateFile(path) if full else await SourceStateFile.load(path)
         lease, run_id = await self._begin(progress)
         reporter = _ProgressReporter(on_progress, progress_interval, progress)
         reporter.start()
-        run = IndexRun(
-            self._settings, self._store, self._embedder, progress, roots, full, reporter.changed, guard=lease
-        )
+        ledger = RunLedger(progress, reporter.changed, full, settings.weaviate_collection)
+        run = IndexRun(settings, self._store, self._embedder, ledger, sources, state, lease, partial)
         try:
             result = await run.execute()
         except IndexRunFailed as exc:
@@ -238,7 +259,7 @@ class Indexer(Reindexer):
             raise
         except BaseException:  # cancelled: the run is going away; it says so in the log, briefly
             reporter.stop()
-            await self._record(lease, run_id, run.result(error=INTERRUPTED), interrupted=True)
+            await self._record(lease, run_id, ledger.result(error=INTERRUPTED), interrupted=True)
             raise
         await reporter.finish()
         await self._record(lease, run_id, result)

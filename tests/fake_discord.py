@@ -1,9 +1,15 @@
 """A local Discord for the transport smoke test: gateway websocket + REST over real HTTP (aiohttp).
 
 It speaks the wire protocol discord.py expects (HELLO → IDENTIFY → READY → GUILD_CREATE, JSON REST
-with a bare `application/json` content type), for one guild with one text channel. Every REST call
-is recorded with its arrival time so a test can assert on what the bot sent, and how fast.
-Only the routes the bot uses are served; anything else answers 404 and is recorded, so a gap shows.
+with a bare `application/json` content type), for one guild with one text channel (more with
+`add_guild`). Every REST call is recorded with its arrival time so a test can assert on what the bot
+sent, and how fast. Only the routes the bot uses are served; anything else answers 404 and is
+recorded, so a gap shows.
+
+Sharding works as Discord's does: each gateway connection IDENTIFYs with `shard: [id, count]`
+(none means [0, 1]), and gets READY, GUILD_CREATE and every later event only for the guilds with
+`(guild_id >> 22) % count == id`; events outside a guild (DMs) go to shard 0. Two connections on one
+shard both get its events, as on Discord. GET /gateway/bot recommends `recommended_shards`.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 OP_DISPATCH, OP_HEARTBEAT, OP_IDENTIFY, OP_HELLO, OP_HEARTBEAT_ACK = 0, 1, 2, 10, 11
+CLOSE_INVALID_SHARD = 4010
 TIMESTAMP = "2026-01-01T00:00:00.000000+00:00"
 # VIEW_CHANNEL, SEND_MESSAGES, SEND_MESSAGES_IN_THREADS, CREATE_PUBLIC_THREADS, READ_MESSAGE_HISTORY, ...
 EVERYONE_PERMISSIONS = str((1 << 10) | (1 << 11) | (1 << 38) | (1 << 35) | (1 << 16) | (1 << 14) | (1 << 31))
@@ -33,9 +40,29 @@ class RecordedRequest:
 
 
 @dataclass
+class GatewaySession:
+    """One identified gateway connection and the shard it holds."""
+
+    socket: web.WebSocketResponse
+    shard_id: int
+    shard_count: int
+
+    def holds(self, guild_id: int | None) -> bool:
+        """Whether Discord sends this connection the events of `guild_id` (None: not in a guild)."""
+        if guild_id is None:
+            return self.shard_id == 0
+        return shard_of(guild_id, self.shard_count) == self.shard_id
+
+
+def shard_of(guild_id: int, shard_count: int) -> int:
+    """The shard Discord delivers a guild's events on."""
+    return (guild_id >> 22) % shard_count
+
+
+@dataclass
 class FakeDiscord:
     """One guild (`guild_id`) with one text channel (`channel_id`), a bot user (with its managed
-    role `bot_role_id`) and a human user."""
+    role `bot_role_id`) and a human user; `add_guild` adds guilds with a channel each."""
 
     application_id: int = 1100000000000000001
     bot_id: int = 1100000000000000002
@@ -47,11 +74,14 @@ class FakeDiscord:
     identify: dict[str, Any] | None = None
     gateway_events: list[str] = field(default_factory=list)
     unrouted: list[str] = field(default_factory=list)  # requests this fake could not serve
+    recommended_shards: int = 1  # what GET /gateway/bot tells a bot without a shard count
+    identifies: list[dict[str, Any]] = field(default_factory=list)  # every IDENTIFY, in order
+    sessions: list[GatewaySession] = field(default_factory=list)  # the identified connections
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1200000000000000000)
         self._sequence = itertools.count(1)
-        self._socket: web.WebSocketResponse | None = None
+        self.channels: dict[int, int] = {self.guild_id: self.channel_id}  # guild id → its text channel
         self._runner: web.AppRunner | None = None
         self._request_arrived = asyncio.Event()
         self.port = 0
@@ -68,8 +98,9 @@ class FakeDiscord:
         self.port = int(self._runner.addresses[0][1])
 
     async def stop(self) -> None:
-        if self._socket is not None and not self._socket.closed:
-            await self._socket.close()
+        for session in self.sessions:
+            if not session.socket.closed:
+                await session.socket.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -104,9 +135,14 @@ class FakeDiscord:
             "nick": None,
         }
 
-    def guild_payload(self) -> dict[str, Any]:
+    def add_guild(self, guild_id: int, channel_id: int) -> None:
+        """Another guild the bot is in, with one text channel, sent to the shard that holds it."""
+        self.channels[guild_id] = channel_id
+
+    def guild_payload(self, guild_id: int | None = None) -> dict[str, Any]:
+        guild_id = self.guild_id if guild_id is None else guild_id
         everyone = {
-            "id": str(self.guild_id),
+            "id": str(guild_id),
             "name": "@everyone",
             "permissions": EVERYONE_PERMISSIONS,
             "position": 0,
@@ -125,9 +161,9 @@ class FakeDiscord:
             "tags": {"bot_id": str(self.bot_id)},
         }
         channel = {
-            "id": str(self.channel_id),
+            "id": str(self.channels[guild_id]),
             "type": 0,
-            "guild_id": str(self.guild_id),
+            "guild_id": str(guild_id),
             "name": "general",
             "position": 0,
             "permission_overwrites": [],
@@ -138,7 +174,7 @@ class FakeDiscord:
             "last_message_id": None,
         }
         return {
-            "id": str(self.guild_id),
+            "id": str(guild_id),
             "name": "Smoke Test",
             "owner_id": str(self.human_id),
             "roles": [everyone, bot_role],
@@ -192,6 +228,19 @@ class FakeDiscord:
         payload.update(extra)
         return payload
 
+    def mention_payload(self, guild_id: int, question: str) -> dict[str, Any]:
+        """A MESSAGE_CREATE from the human in `guild_id`'s channel, mentioning the bot."""
+        member = self.member(self.human_id, "alice")
+        author = member.pop("user")
+        return self.message_payload(
+            self.channels[guild_id],
+            author,
+            f"<@{self.bot_id}> {question}",
+            guild_id=str(guild_id),
+            member=member,
+            mentions=[self.user(self.bot_id, "docsbot", bot=True)],
+        )
+
     def component_click_payload(
         self, message: dict[str, Any], custom_id: str, *, user_id: int, name: str
     ) -> dict[str, Any]:
@@ -220,7 +269,6 @@ class FakeDiscord:
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
         socket = web.WebSocketResponse()
         await socket.prepare(request)
-        self._socket = socket
         await socket.send_str(json.dumps({"op": OP_HELLO, "d": {"heartbeat_interval": 41250}}))
         async for message in socket:
             if message.type != WSMsgType.TEXT:
@@ -229,30 +277,51 @@ class FakeDiscord:
             if payload["op"] == OP_HEARTBEAT:
                 await socket.send_str(json.dumps({"op": OP_HEARTBEAT_ACK}))
             elif payload["op"] == OP_IDENTIFY:
-                self.identify = payload["d"]
-                await self.dispatch(
-                    "READY",
-                    {
-                        "v": 10,
-                        "user": self.user(self.bot_id, "docsbot", bot=True),
-                        "session_id": "smoke",
-                        "resume_gateway_url": self.gateway_url,
-                        "private_channels": [],
-                        "relationships": [],
-                        "guilds": [{"id": str(self.guild_id), "unavailable": True}],
-                        "application": {"id": str(self.application_id), "flags": 0},
-                    },
-                )
-                await self.dispatch("GUILD_CREATE", self.guild_payload())
+                await self._identified(socket, payload["d"])
+        self.sessions = [session for session in self.sessions if session.socket is not socket]
         return socket
 
-    async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        """Send one gateway event (op 0) to the connected bot."""
-        if self._socket is None:
+    async def _identified(self, socket: web.WebSocketResponse, identify: dict[str, Any]) -> None:
+        """READY and a GUILD_CREATE per guild, for the guilds on the shard this connection named."""
+        self.identify = identify
+        self.identifies.append(identify)
+        shard_id, shard_count = identify.get("shard") or [0, 1]
+        if not 0 <= shard_id < shard_count:
+            await socket.close(code=CLOSE_INVALID_SHARD, message=b"Invalid shard.")
+            return
+        session = GatewaySession(socket, shard_id, shard_count)
+        self.sessions.append(session)
+        guilds = [guild_id for guild_id in self.channels if session.holds(guild_id)]
+        ready = {
+            "v": 10,
+            "user": self.user(self.bot_id, "docsbot", bot=True),
+            "session_id": f"smoke-{shard_id}-{len(self.identifies)}",
+            "resume_gateway_url": self.gateway_url,
+            "private_channels": [],
+            "relationships": [],
+            "guilds": [{"id": str(guild_id), "unavailable": True} for guild_id in guilds],
+            "application": {"id": str(self.application_id), "flags": 0},
+            "shard": [shard_id, shard_count],
+        }
+        await self._send(session, "READY", ready)
+        for guild_id in guilds:
+            await self._send(session, "GUILD_CREATE", self.guild_payload(guild_id))
+
+    async def dispatch(self, event: str, data: dict[str, Any]) -> int:
+        """Send one gateway event (op 0) to the connections holding its guild's shard (a message's
+        `guild_id`); returns how many got it."""
+        if not self.sessions:
             raise RuntimeError("the bot has not connected to the fake gateway")
+        guild_id = int(data["guild_id"]) if data.get("guild_id") else None
+        receivers = [session for session in self.sessions if session.holds(guild_id)]
+        for session in receivers:
+            await self._send(session, event, data)
+        return len(receivers)
+
+    async def _send(self, session: GatewaySession, event: str, data: dict[str, Any]) -> None:
         self.gateway_events.append(event)
         payload = {"op": OP_DISPATCH, "t": event, "s": next(self._sequence), "d": data}
-        await self._socket.send_str(json.dumps(payload))
+        await session.socket.send_str(json.dumps(payload))
 
     # --- REST ------------------------------------------------------------------------------
     async def _rest(self, request: web.Request) -> web.Response:
@@ -266,6 +335,11 @@ class FakeDiscord:
         match request.method, parts:
             case "GET", ["users", "@me"]:
                 return _json(self.user(self.bot_id, "docsbot", bot=True))
+            case "GET", ["gateway", "bot"]:
+                limit = {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}
+                return _json(
+                    {"url": self.gateway_url, "shards": self.recommended_shards, "session_start_limit": limit}
+                )
             case "GET", ["oauth2", "applications", "@me"]:
                 return _json(
                     {
@@ -316,10 +390,13 @@ class FakeDiscord:
         }
 
     def _thread(self, channel_id: int, message_id: int, name: str) -> dict[str, Any]:
+        guild_id = next(
+            (guild for guild, channel in self.channels.items() if channel == channel_id), self.guild_id
+        )
         return {
             "id": str(message_id),
             "type": 11,
-            "guild_id": str(self.guild_id),
+            "guild_id": str(guild_id),
             "parent_id": str(channel_id),
             "owner_id": str(self.bot_id),
             "name": name,

@@ -33,7 +33,7 @@ def chat() -> ScriptedAsk:
 
 @pytest.fixture
 def simcord_bot(make_plain_settings, chat: ScriptedAsk) -> discord.Client:
-    settings = make_plain_settings(discord_token="simcord-token")
+    settings = make_plain_settings(discord_token="simcord-token", discord_shard_count=1)
     return DiscordBot(settings, chat, UnusedIndexer()).client  # type: ignore[arg-type]
 
 
@@ -235,7 +235,9 @@ async def test_commands_sync_to_the_configured_guilds_at_start_up(
     channel = guild.create_text_channel("general")
     alice = guild.add_member(simcord_env.create_user("alice"))
     not_joined = 1300000000000000002  # the bot is not in this one: its sync fails, the rest works
-    settings = make_plain_settings(discord_token="simcord-token", discord_guild_ids=[not_joined, guild.id])
+    settings = make_plain_settings(
+        discord_token="simcord-token", discord_shard_count=1, discord_guild_ids=[not_joined, guild.id]
+    )
     await simcord_env.restart_bot(DiscordBot(settings, chat, UnusedIndexer()).client)  # type: ignore[arg-type]
 
     syncs = [r.path for r in simcord_env.http_requests if r.method == "PUT" and r.path.endswith("/commands")]
@@ -307,7 +309,7 @@ async def test_feedback_buttons_still_work_after_a_restart(
     await alice.send(channel, f"{simcord_env.bot.user.mention} how do I install it?")
     [thread] = channel.threads
     after_restart = ScriptedAsk()
-    settings = make_plain_settings(discord_token="simcord-token")
+    settings = make_plain_settings(discord_token="simcord-token", discord_shard_count=1)
     await simcord_env.restart_bot(DiscordBot(settings, after_restart, UnusedIndexer()).client)  # type: ignore[arg-type]
 
     result = await alice.click(bot_messages(thread)[-1], custom_id=FEEDBACK_UP)

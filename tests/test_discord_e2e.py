@@ -57,6 +57,7 @@ async def test_store_down_ends_in_an_error_message(make_plain_settings, engine, 
     port, grpc_port = closed_ports(2)
     settings = make_plain_settings(
         discord_token="simcord-token",
+        discord_shard_count=1,
         weaviate_url=f"http://127.0.0.1:{port}",
         weaviate_grpc_url=f"127.0.0.1:{grpc_port}",
     )
@@ -83,7 +84,7 @@ async def test_mention_answers_from_the_indexed_docs_with_sources(
     (docs / "backups.md").write_text(
         "# Backups\n\nBackups run nightly at 02:00 UTC and are kept for 30 days in the vault bucket.\n"
     )
-    settings = make_settings(discord_token="simcord-token", docs_paths=[str(docs)])
+    settings = make_settings(discord_token="simcord-token", discord_shard_count=1, docs_paths=[str(docs)])
     async with WeaviateVectorStore(settings) as store:
         indexer = Indexer(settings, store, embedder)
         result = await indexer.index()

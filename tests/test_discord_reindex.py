@@ -47,7 +47,9 @@ def indexer(store: WeaviateVectorStore, embedder) -> Indexer:
 @pytest.fixture
 def make_bot(store: WeaviateVectorStore, indexer: Indexer):
     def make(**overrides: object) -> discord.Client:
-        settings = store.settings.model_copy(update={"discord_token": "simcord-token", **overrides})
+        settings = store.settings.model_copy(
+            update={"discord_token": "simcord-token", "discord_shard_count": 1, **overrides}
+        )
         return DiscordBot(settings, ScriptedAsk(), indexer).client
 
     return make
@@ -151,14 +153,15 @@ async def test_admin_roles_replace_manage_server_when_set(simcord_env, make_bot)
     assert refused.response is not None
     assert refused.response.content == "⛔ Only members with an admin role can reindex the docs."
     assert allowed.response is not None
-    assert allowed.response.content == "No indexing is running."
+    assert allowed.response.content.startswith("No indexing is running.\n• ")
+    assert "docs: never indexed; refreshed on demand" in allowed.response.content  # one line per source
 
 
 async def test_a_failed_run_reports_why_and_what_still_serves(
     simcord_env, store: WeaviateVectorStore, embedder
 ) -> None:
     failing = Indexer(store.settings, store, CountingEmbedder(embedder, fail_on_call=1))
-    settings = store.settings.model_copy(update={"discord_token": "simcord-token"})
+    settings = store.settings.model_copy(update={"discord_token": "simcord-token", "discord_shard_count": 1})
     await simcord_env.restart_bot(DiscordBot(settings, ScriptedAsk(), failing).client)
     guild = simcord_env.create_guild()
     channel = guild.create_text_channel("general")

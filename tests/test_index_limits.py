@@ -21,7 +21,7 @@ from data.records import Chunk
 from data.vector_store import WeaviateVectorStore
 from services.indexer import Indexer
 from services.indexing.loader import LoadFailure, parse_document
-from services.indexing.pipeline import EMBED_BATCH, SLICE_QUEUE
+from services.indexing.stages import EMBED_BATCH, SLICE_QUEUE
 
 MakeSettings = Callable[..., Settings]
 PARAGRAPH = "Deployments roll out region by region and stop at the first failed health check. "

@@ -32,7 +32,8 @@ from indexing_support import (
     until,
 )
 
-import services.indexing.pipeline as pipeline
+import services.indexing.stages as stages
+import services.sources.local as local_source
 from configs.config import Settings
 from data.database import Database
 from data.embeddings import LocalOnnxEmbedder
@@ -45,6 +46,7 @@ from services.indexer import (
     IndexResult,
     IndexRunFailed,
 )
+from services.sources.contract import Fetched
 
 MakeSettings = Callable[..., Settings]
 GOOD_DOCS = 7  # docs/ (5 + generated PDF) and broken/legacy-notes.txt; +1 with `add_large`
@@ -117,13 +119,13 @@ async def test_second_run_skips_unchanged_without_parsing_or_embedding(
     await indexer.index()
     texts_before = counting.texts
     parsed: list[str] = []
-    real_parse = pipeline.parse_document
+    real_parse = local_source.parse_document
 
-    def spy(path: Path, data: bytes | None = None) -> object:
+    def spy(path: Path, **options: Any) -> object:
         parsed.append(Path(path).name)
-        return real_parse(path, data)
+        return real_parse(path, **options)
 
-    monkeypatch.setattr(pipeline, "parse_document", spy)
+    monkeypatch.setattr(local_source, "parse_document", spy)
 
     result = await indexer.index()
 
@@ -264,15 +266,15 @@ async def test_parsing_embedding_and_writing_overlap(
     store: WeaviateVectorStore, embedder: LocalOnnxEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     parsed: list[str] = []
-    real_prepare = pipeline._prepare
+    real_prepare = stages._prepare
 
-    def spy(path: Path, *args: Any) -> Any:
-        result = real_prepare(path, *args)
+    def spy(change: Fetched, *args: Any) -> Any:
+        result = real_prepare(change, *args)
         time.sleep(0.05)  # in a worker thread: parsing as slow as a small PDF's
-        parsed.append(path.name)
+        parsed.append(Path(change.source).name)
         return result
 
-    monkeypatch.setattr(pipeline, "_prepare", spy)
+    monkeypatch.setattr(stages, "_prepare", spy)
     probe = OverlapProbe(embedder, lambda: probed, parsed)
     probed = Indexer(store.settings, store, probe)
 

@@ -15,6 +15,7 @@ from fake_slack import ADMIN_USER_ID, MEMBER_USER_ID, FakeSlack
 from slack_harness import ScriptedAsk, running_bot
 
 from configs.config import Settings
+from data.database import Database
 from data.embeddings import Embedder
 from data.vector_store import WeaviateVectorStore
 from services.indexer import Indexer
@@ -145,3 +146,41 @@ async def test_a_failed_run_reports_why_and_the_partial_counts(
         assert report.startswith(":x: Indexing stopped while") and "EmbedderOutage" in report
         assert "FAILED" in report  # the partial counts follow the reason
     assert not failing.running
+
+
+async def test_reindex_one_named_source_and_see_each_source(make_settings, embedder, tmp_path) -> None:
+    names = ["handbook", "runbooks"]
+    for name in names:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / f"{name}.md").write_text(f"# {name}\n\nWhat the {name} say about deploys.\n")
+    sources = tmp_path / "sources.toml"
+    sources.write_text("".join(f'[sources.{name}]\nlocation = "{name}"\n' for name in names))
+    settings = make_settings(sources_file=sources, data_dir=tmp_path / "data")
+    store = WeaviateVectorStore(settings)
+    await store.connect()
+    database = Database(settings.database_dsn)
+    await database.create()
+    indexer = Indexer(settings, store, embedder, run_log=database.index_runs)
+    try:
+        async with running_bot(make_settings, ScriptedAsk(), indexer, sources_file=sources) as h:
+            _, body = await h.sender.command(
+                "/reindex", "handbook", user_id=ADMIN_USER_ID, response_url=h.fake.response_url()
+            )
+            assert ack_text(body).startswith("Incremental reindex started for `handbook`.")
+            await h.fake.wait_for(lambda: any("documents seen" in t for t in texts(h.fake)), timeout=60)
+            [report] = [t for t in texts(h.fake) if "documents seen" in t]
+            assert "1 documents seen: 1 added" in report
+
+            command = h.sender.command
+            _, body = await command("/reindex", "full handbok x", user_id=ADMIN_USER_ID, response_url="")
+            assert ack_text(body) == "No source is called `handbok`, `x`.\nSources: `handbook`, `runbooks`."
+            _, body = await h.sender.command("/reindex", "status", user_id=MEMBER_USER_ID, response_url="")
+            lines = ack_text(body).splitlines()
+            assert lines[0].startswith("No reindex is running")
+            assert lines[1].startswith("• handbook (local ") and "1 documents, last run" in lines[1]
+            assert lines[2].startswith("• runbooks (local ") and "never indexed" in lines[2]
+        stats = await store.stats()
+        assert stats is not None and stats.documents == 1  # only the named source ran
+    finally:
+        await store.close()
+        await database.dispose()

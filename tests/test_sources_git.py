@@ -8,13 +8,13 @@ import asyncio
 import base64
 import logging
 import os
-import subprocess
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from aiohttp import web
+from sources_support import Repo, git
 
 from data.records import DocumentState
 from services.indexing.loader import LoadFailure
@@ -25,42 +25,6 @@ from services.sources.naming import GitSpec, parse_source
 from services.sources.state import SourceStateFile
 
 TOKEN = "ghp_s3cretTokenValue42"
-
-
-def git(cwd: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "Test",
-        "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "Test",
-        "GIT_COMMITTER_EMAIL": "t@example.com",
-        "GIT_CONFIG_GLOBAL": "/dev/null",
-        "GIT_CONFIG_NOSYSTEM": "1",
-    }
-    done = subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True)
-    return done.stdout.strip()
-
-
-class Repo:
-    """A working copy that pushes to a bare repository, the source under test."""
-
-    def __init__(self, root: Path) -> None:
-        self.bare = root / "remote.git"
-        self.work = root / "work"
-        git(root, "init", "--bare", "--quiet", "--initial-branch=main", str(self.bare))
-        git(root, "clone", "--quiet", str(self.bare), str(self.work))
-        git(self.work, "checkout", "--quiet", "-b", "main")
-
-    def write(self, path: str, text: str | bytes) -> None:
-        file = self.work / path
-        file.parent.mkdir(parents=True, exist_ok=True)
-        file.write_bytes(text.encode() if isinstance(text, str) else text)
-
-    def commit(self, message: str) -> str:
-        git(self.work, "add", "--all")
-        git(self.work, "commit", "--quiet", "-m", message)
-        git(self.work, "push", "--quiet", "origin", "main", "--tags")
-        return git(self.work, "rev-parse", "HEAD")
 
 
 @pytest.fixture
@@ -385,6 +349,7 @@ async def test_a_local_folder_follows_the_same_contract(tmp_path: Path) -> None:
     changes = [change async for change in source.scan(known, {})]
     assert [type(c).__name__ for c in changes] == ["Unchanged", "Gone"]
     (folder / "a.md").unlink()
-    changes = [change async for change in source.scan(known, {})]
-    assert len(changes) == 1 and isinstance(changes[0], Failed)  # emptied: nothing deleted
-    assert "no supported documents" in changes[0].reason
+    scan = source.scan(known, {})
+    changes = [change async for change in scan]
+    assert changes == [] and not scan.complete  # emptied: nothing deleted
+    assert "no supported documents" in scan.notes[0]

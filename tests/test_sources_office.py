@@ -14,9 +14,9 @@ import pptx
 import pytest
 
 from services.indexing.loader import LoadFailure, ParsedDocument
+from services.indexing.office import convert_office
 from services.indexing.parsers import ParseError
 from services.sources.documents import DOCUMENT_SUFFIXES, parse_bytes
-from services.sources.office import convert_office
 
 
 def word_document() -> bytes:

@@ -5,16 +5,15 @@ it answers, so the incremental claims (304s, no requests at all) are measured, n
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 from docs_corpus import write_release_notes_pdf
+from sources_support import Page, Site, html, serve_site
 
 from data.weaviate_server import free_port
 from services.sources.contract import Change, Failed, Fetched, Gone, KnownDocument, SourceDocument, Unchanged
@@ -44,104 +43,10 @@ software may slow down the first start of the widget considerably.</p></main>
 CANONICAL_INSTALL = '<link rel="canonical" href="install">'
 
 
-def html(title: str, body: str, links: list[str] = [], head: str = "") -> bytes:  # noqa: B006
-    anchors = "".join(f'<a href="{link}">{link}</a> ' for link in links)
-    return (
-        f"<html><head><title>{title}</title>{head}</head><body><main><h1>{title}</h1>"
-        f"<p>{body}</p><p>{anchors}</p></main></body></html>"
-    ).encode()
-
-
-@dataclass
-class Page:
-    body: bytes
-    content_type: str = "text/html"
-    status: int = 200
-    redirect: str | None = None
-    delay: float = 0.0
-    etag: bool = True
-    last_modified: str | None = None
-    chunked: bool = False
-    retry_after: list[str] = field(default_factory=list)  # answered 429 with these, in turn
-
-
-class Site:
-    """Pages by path (with query), dynamic handlers by path prefix, and counters of what was served."""
-
-    def __init__(self) -> None:
-        self.pages: dict[str, Page] = {}
-        self.dynamic: dict[str, Callable[[web.Request], Page]] = {}
-        self.hits: Counter[str] = Counter()
-        self.bodies: Counter[str] = Counter()  # 200 answers with a body
-        self.in_flight = self.max_in_flight = 0
-        self.starts: list[float] = []
-        self.url = ""
-
-    def page_for(self, request: web.Request) -> Page | None:
-        if request.path_qs in self.pages:
-            return self.pages[request.path_qs]
-        for prefix, make in self.dynamic.items():
-            if request.path.startswith(prefix):
-                return make(request)
-        return None
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        self.hits[request.path_qs] += 1
-        self.starts.append(time.monotonic())
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            return await self._answer(request)
-        finally:
-            self.in_flight -= 1
-
-    async def _answer(self, request: web.Request) -> web.StreamResponse:
-        page = self.page_for(request)
-        if page is None:
-            return web.Response(status=404, text="not found")
-        if page.delay:
-            await asyncio.sleep(page.delay)
-        if page.retry_after:
-            return web.Response(status=429, headers={"Retry-After": page.retry_after.pop(0)})
-        if page.redirect:
-            return web.Response(status=301, headers={"Location": page.redirect})
-        if page.status != 200:
-            return web.Response(status=page.status, text="error")
-        headers = {}
-        if page.etag:
-            headers["ETag"] = '"' + hashlib.sha1(page.body).hexdigest()[:16] + '"'
-            if request.headers.get("If-None-Match") == headers["ETag"]:
-                return web.Response(status=304, headers=headers)
-        if page.last_modified:
-            headers["Last-Modified"] = page.last_modified
-            if request.headers.get("If-Modified-Since") == page.last_modified:
-                return web.Response(status=304, headers=headers)
-        self.bodies[request.path_qs] += 1
-        if page.chunked:
-            response = web.StreamResponse(headers={**headers, "Content-Type": page.content_type})
-            response.enable_chunked_encoding()
-            await response.prepare(request)
-            for start in range(0, len(page.body), 65536):
-                await response.write(page.body[start : start + 65536])
-            await response.write_eof()
-            return response
-        return web.Response(body=page.body, headers={**headers, "Content-Type": page.content_type})
-
-
 @pytest.fixture
 async def site() -> AsyncIterator[Site]:
-    site = Site()
-    app = web.Application()
-    app.router.add_route("GET", "/{tail:.*}", site.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    site.url = f"http://127.0.0.1:{port}"
-    try:
+    async with serve_site() as site:
         yield site
-    finally:
-        await runner.cleanup()
 
 
 def calendar(request: web.Request) -> Page:

@@ -4,6 +4,10 @@ It answers mentions (in a thread it opens, or a reply where threads are not allo
 in threads it opened, replies to its own messages and DMs; `/ask` and `/reindex` are in `commands`,
 the rendering of one ask in `answer`. One thread, channel or DM is one conversation:
 `discord:{guild_id or 'dm'}:{channel_id}`. No retrieval or agent logic lives here.
+
+The client is an `AutoShardedClient`: one gateway connection per shard this process holds
+(DISCORD_SHARD_IDS of DISCORD_SHARD_COUNT, or every shard Discord recommends), so a large bot is
+split across processes by giving each its own shard ids.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from services.discord.commands import SlashCommands
 from services.discord.feedback import FeedbackButton
 from services.discord.messages import MessageStream
 from services.indexing.contract import Reindexer
+from services.runtime import ComponentHealth
 
 log = logging.getLogger(__name__)
 
@@ -47,21 +52,35 @@ RETRYABLE = (
 # Gateway close codes that no reconnect fixes (https://discord.com/developers/docs/topics/opcodes-and-status-codes).
 FATAL_CLOSE_CODES = {
     4004: "Discord rejected DISCORD_TOKEN; copy the bot token again (docs/discord.md)",
-    4010: "Discord refused the connection (invalid shard)",
-    4011: "Discord requires sharding for this bot",
+    4010: "Discord refused the shard; check DISCORD_SHARD_IDS and DISCORD_SHARD_COUNT",
+    4011: "Discord requires more shards for this bot; raise DISCORD_SHARD_COUNT or leave it empty",
     4012: "Discord refused the gateway API version; upgrade discord.py",
     4013: "Discord refused the gateway intents",
 }
 
 
-class _Client(discord.Client):
-    """discord.Client with a command tree; events are forwarded to `DiscordBot`."""
+class _Client(discord.AutoShardedClient):
+    """A sharded discord.py client with a command tree; events are forwarded to `DiscordBot`.
 
-    def __init__(self, bot: DiscordBot) -> None:
+    With no shard count discord.py asks Discord (GET /gateway/bot) how many shards to run, and
+    holds them all: one shard for a small bot, so the unsharded case needs no setting.
+    """
+
+    def __init__(self, bot: DiscordBot, settings: Settings) -> None:
         intents = discord.Intents.default()
         intents.message_content = True  # privileged: must also be enabled in the Developer Portal
         # Answers quote documents: never let them ping @everyone, roles or users.
-        super().__init__(intents=intents, allowed_mentions=discord.AllowedMentions.none())
+        mentions = discord.AllowedMentions.none()
+        shard_count = settings.discord_shard_count
+        if settings.discord_shard_ids:
+            super().__init__(
+                intents=intents,
+                allowed_mentions=mentions,
+                shard_count=shard_count,
+                shard_ids=settings.discord_shard_ids,
+            )
+        else:  # no shard_ids: every shard of the count
+            super().__init__(intents=intents, allowed_mentions=mentions, shard_count=shard_count)
         self.bot = bot
         self.chat = bot.chat  # feedback buttons reach the service through the client
         self.tree = app_commands.CommandTree(self)
@@ -70,11 +89,14 @@ class _Client(discord.Client):
     async def on_ready(self) -> None:
         await self.bot.on_ready()
 
-    async def on_resumed(self) -> None:
-        self.bot.connected()
+    async def on_shard_ready(self, shard_id: int) -> None:
+        self.bot.shard_connected(shard_id)
 
-    async def on_disconnect(self) -> None:
-        self.bot.disconnected()
+    async def on_shard_resumed(self, shard_id: int) -> None:
+        self.bot.shard_connected(shard_id)
+
+    async def on_shard_disconnect(self, shard_id: int) -> None:
+        self.bot.shard_disconnected(shard_id)
 
     async def on_message(self, message: discord.Message) -> None:
         await self.bot.on_message(message)
@@ -91,6 +113,7 @@ class DiscordBot:
         self._edit_interval = edit_interval
         self._synced = False
         self.commands = SlashCommands(settings, chat, reindexer, edit_interval=edit_interval)
+        self._shards_up: set[int] = set()
         self.client = self._new_client()
         self.state: AdapterState = "starting"
         self.problem: str | None = None  # what is wrong while not connected, for /healthz
@@ -98,9 +121,28 @@ class DiscordBot:
         self._retry_delay = 0.0
 
     def _new_client(self) -> _Client:
-        client = _Client(self)
+        client = _Client(self, self._settings)
         self.commands.register(client.tree)
+        self._shards_up = set()
         return client
+
+    @property
+    def shards_held(self) -> list[int]:
+        """The shards this process connects: DISCORD_SHARD_IDS, else all of them once the count is
+        known (empty before Discord has said how many)."""
+        if self.client.shard_ids is not None:
+            return sorted(self.client.shard_ids)
+        return list(range(self.client.shard_count or 0))
+
+    def health(self) -> ComponentHealth:
+        """For `/healthz`: connected only while every held shard is; names the shards, so two
+        processes holding one shard can be spotted."""
+        facts = {
+            "shard_count": self.client.shard_count,
+            "shards": self.shards_held,
+            "shards_connected": sorted(self._shards_up),
+        }
+        return ComponentHealth(self.state == "connected", self.state, self.problem, facts)
 
     # --- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -127,7 +169,7 @@ class DiscordBot:
             except RETRYABLE as exc:
                 if isinstance(exc, discord.ConnectionClosed) and exc.code in FATAL_CLOSE_CODES:
                     raise self._failed(
-                        f"{FATAL_CLOSE_CODES[exc.code]} (gateway close code {exc.code})"
+                        f"{FATAL_CLOSE_CODES[exc.code]} (gateway close code {exc.code}, shard {exc.shard_id})"
                     ) from None
                 if self._closed.is_set():
                     break
@@ -153,24 +195,34 @@ class DiscordBot:
         log.error("Discord: %s", problem)
         return ConfigError(problem)
 
-    def connected(self) -> None:
-        self.state, self.problem = "connected", None
-        self._retry_delay = 0.0  # the next outage backs off from the start again
+    def shard_connected(self, shard_id: int) -> None:
+        """A shard is ready (or resumed); the bot is connected once every shard it holds is."""
+        self._shards_up.add(shard_id)
+        if self._shards_up.issuperset(self.shards_held):
+            self.state, self.problem = "connected", None
+            self._retry_delay = 0.0  # the next outage backs off from the start again
 
-    def disconnected(self) -> None:
-        """The gateway dropped (or never came up); discord.py reconnects by itself (or `start` does)."""
+    def shard_disconnected(self, shard_id: int) -> None:
+        """A shard's gateway connection dropped; discord.py reconnects it by itself (or `start` does)."""
+        self._shards_up.discard(shard_id)
         if self.state in ("starting", "connected"):
-            self.state, self.problem = "reconnecting", "the Discord gateway connection dropped; reconnecting"
+            self.state = "reconnecting"
+            self.problem = f"the Discord gateway connection of shard {shard_id} dropped; reconnecting"
 
     async def close(self) -> None:
         self._closed.set()
         await self.client.close()
 
     async def on_ready(self) -> None:
-        """Sync app commands once: to DISCORD_GUILD_IDS (instant) or globally (can take an hour)."""
-        log.info("Discord: logged in as %s", self.client.user)
-        self.connected()
-        if not self._synced:
+        """Every held shard is ready. The process holding shard 0 syncs app commands, once: to
+        DISCORD_GUILD_IDS (instant) or globally (can take an hour); one sync serves every shard."""
+        log.info(
+            "Discord: logged in as %s, shards %s of %s",
+            self.client.user,
+            self.shards_held,
+            self.client.shard_count,
+        )
+        if not self._synced and 0 in self.shards_held:
             self._synced = True
             await self.commands.sync(self.client.tree)
 

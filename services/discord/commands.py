@@ -34,6 +34,7 @@ from services.indexing.reindex_flow import (
     Started,
     Status,
     UnknownMode,
+    UnknownSource,
 )
 
 log = logging.getLogger(__name__)
@@ -62,11 +63,16 @@ class SlashCommands:
             await self.ask(interaction, question)
 
         @tree.command(name="reindex", description="Re-index the docs (server managers only)")
-        @app_commands.describe(mode="incremental (changed files, default), full (rebuild) or status")
+        @app_commands.describe(
+            mode="incremental (changed files, default), full (rebuild) or status",
+            sources="only these sources (names from the sources file, separated by spaces)",
+        )
         @app_commands.default_permissions(manage_guild=True)
         @app_commands.guild_only()
-        async def reindex(interaction: discord.Interaction, mode: ReindexChoice = "incremental") -> None:
-            await self.reindex(interaction, mode)
+        async def reindex(
+            interaction: discord.Interaction, mode: ReindexChoice = "incremental", sources: str = ""
+        ) -> None:
+            await self.reindex(interaction, f"{mode} {sources}")
 
         tree.error(self.on_error)
 
@@ -113,14 +119,14 @@ class SlashCommands:
         stream: MessageStream[discord.Message] = MessageStream(send, edit, interval=self.edit_interval)
         await stream_answer(self.chat, key, question, str(interaction.user.id), stream)
 
-    async def reindex(self, interaction: discord.Interaction, mode: ReindexChoice) -> None:
-        """`/reindex`: the shared flow, with this interaction as its output."""
+    async def reindex(self, interaction: discord.Interaction, command: str) -> None:
+        """`/reindex` ("full handbook"): the shared flow, with this interaction as its output."""
 
         async def check_admin() -> str | None:
             return self.refusal(interaction)
 
         output = _InteractionOutput(interaction)
-        await self.reindex_flow.handle(mode, check_admin=check_admin, output=output)
+        await self.reindex_flow.handle(command, check_admin=check_admin, output=output)
 
     def refusal(self, interaction: discord.Interaction) -> str | None:
         """None when the user may reindex (an admin role, if set, else Manage Server), else why not."""
@@ -151,12 +157,16 @@ def reply_text(message: ReindexReply) -> str:
     match message:
         case Refused(reason=reason):
             return f"⛔ {reason}"
-        case Status(progress=progress):
-            return f"⏳ Indexing: {progress.describe()}" if progress else "No indexing is running."
+        case Status(progress=progress, sources=sources):
+            text = f"⏳ Indexing: {progress.describe()}" if progress else "No indexing is running."
+            return text + "".join(f"\n• {line}" for line in sources)
+        case UnknownSource(names=names, known=known):
+            return f"No source is called {', '.join(names)}. Sources: {', '.join(known) or 'none'}."
         case AlreadyRunning(progress=progress):
             return f"⏳ Indexing is already running: {progress.describe()}"
-        case Started(full=full):
-            return f"⏳ Starting the reindex ({'full' if full else 'incremental'})…"
+        case Started(full=full, sources=sources):
+            which = f" of {', '.join(sources)}" if sources else ""
+            return f"⏳ Starting the reindex{which} ({'full' if full else 'incremental'})…"
         case Help() | UnknownMode():  # the command's choices exclude both; said for completeness
             return "Use `/reindex` with mode incremental, full or status."
         case _:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -79,6 +79,33 @@ class IndexFailure:
 
 
 @dataclass
+class SourceOutcome:
+    """What a run did to one source (`status` and `/reindex status` show the latest per source)."""
+
+    name: str
+    location: str  # without credentials
+    seen: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    failed: int = 0
+    documents: int = 0  # this source's documents in the index after the run
+    complete: bool = False  # the whole source was read (so removals were decided)
+    error: str | None = None  # the source could not be read at all; its documents were kept
+
+    def describe(self) -> str:
+        """One line such as "handbook: 40 documents (2 added, 38 unchanged)"."""
+        counts = ", ".join(
+            f"{getattr(self, name)} {name}"
+            for name in ("added", "updated", "unchanged", "deleted", "failed")
+            if getattr(self, name)
+        )
+        line = f"{self.name}: {self.documents} documents" + (f" ({counts})" if counts else "")
+        return line + (f"; FAILED: {self.error}" if self.error else "")
+
+
+@dataclass
 class IndexResult:
     """What a run did; `summary()` is the text adapters show."""
 
@@ -97,6 +124,7 @@ class IndexResult:
     collection: str
     notes: list[str] = field(default_factory=list)
     error: str | None = None  # set when the run failed part-way (the result is then partial)
+    sources: list[SourceOutcome] = field(default_factory=list)  # per source, in the order indexed
 
     def summary(self) -> str:
         """Several lines: outcome, counts, notes and failures (path: reason)."""
@@ -114,6 +142,8 @@ class IndexResult:
             f"{self.chunks_written} chunks written, {self.embeddings_computed} embeddings computed"
             + (f" ({self.chunks_written / self.seconds:.0f} chunks/s)." if self.seconds > 0 else "."),
         ]
+        if len(self.sources) > 1 or any(source.error for source in self.sources):
+            lines.extend(f"Source {source.describe()}" for source in self.sources)
         lines.extend(f"Note: {note}" for note in self.notes)
         if self.failures:
             lines.append("Failed:")
@@ -182,6 +212,18 @@ ProgressCallback = Callable[[IndexProgress], Awaitable[None] | None]
 DoneCallback = Callable[[IndexResult | BaseException], Awaitable[None]]
 
 
+class SourceDirectory(Protocol):
+    """The configured sources as a chat command sees them (`services.indexing.schedule` implements it)."""
+
+    async def names(self) -> list[str]:
+        """The names `/reindex NAME` accepts, in the order they are indexed."""
+        ...
+
+    async def status_lines(self) -> list[str]:
+        """One line per source: its last run, its documents and its next scheduled run."""
+        ...
+
+
 class Reindexer(Protocol):
     """What a chat command needs to run the indexer: start a run in the background, watch it.
 
@@ -194,15 +236,22 @@ class Reindexer(Protocol):
         """A snapshot of the running run's progress, or None when no run is active."""
         ...
 
+    @property
+    def sources(self) -> SourceDirectory:
+        """The sources a run can be limited to, and how each stands."""
+        ...
+
     def start_background(
         self,
         *,
         full: bool = False,
+        sources: Sequence[str] | None = None,
         on_progress: ProgressCallback | None = None,
         progress_interval: float = 3.0,
         on_done: DoneCallback | None = None,
     ) -> asyncio.Task[IndexResult]:
-        """Start a run (`full`: a rebuild) in a task and return at once; one run at a time.
+        """Start a run (`full`: a rebuild; `sources`: only these names) in a task and return at
+        once; one run at a time.
 
         Raises `IndexAlreadyRunning`, carrying the live progress, while another run is active.
         `on_progress` gets a snapshot at most every `progress_interval` seconds and once at the end;
@@ -243,3 +292,8 @@ class IndexRunLog(Protocol):
         ...
 
     async def last_run(self) -> dict[str, Any] | None: ...
+
+    async def last_source_runs(self) -> dict[str, dict[str, Any]]:
+        """Per source name, its entry in the latest ended run that read it (`SourceOutcome` as a
+        dict, plus the run's `status`, `full` and `finished_at`)."""
+        ...

@@ -12,22 +12,15 @@ import asyncio
 import errno
 import hashlib
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from configs.config import DEFAULT_MAX_FILE_BYTES
 from data.records import DocumentState
-from services.indexing.parsers import (
-    ParseError,
-    Section,
-    parse_html,
-    parse_markdown,
-    parse_pdf,
-    parse_plain,
-    parse_rst,
-)
+from services.indexing.formats import DOCUMENT_SUFFIXES, decode_text, parse_content
+from services.indexing.parsers import ParseError, Section
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
@@ -35,6 +28,7 @@ __all__ = [
     "LoadFailure",
     "ParsedDocument",
     "Section",
+    "decode_text",
     "discover",
     "discover_files",
     "hash_file",
@@ -42,16 +36,7 @@ __all__ = [
     "resolve_path",
 ]
 
-Parser = Callable[[str], tuple[str | None, list[Section]]]
-_TEXT_PARSERS: dict[str, Parser] = {
-    ".md": parse_markdown,
-    ".markdown": parse_markdown,
-    ".rst": parse_rst,
-    ".txt": parse_plain,
-    ".html": parse_html,
-    ".htm": parse_html,
-}
-SUPPORTED_SUFFIXES = frozenset([*_TEXT_PARSERS, ".pdf"])
+SUPPORTED_SUFFIXES = DOCUMENT_SUFFIXES  # Markdown, reST, text, HTML, PDF and Office files
 SKIPPED_DIRS = frozenset({"node_modules", "__pycache__", "site-packages", "venv"})
 LINK_LOOP = "symbolic link loop (the link leads back to itself), so it cannot be read"
 
@@ -202,45 +187,6 @@ def _os_reason(exc: OSError) -> str:
     return f"cannot read file: {exc.strerror or exc}"
 
 
-def _looks_binary(data: bytes) -> bool:
-    sample = data[:8192]
-    if b"\x00" in sample:
-        return True
-    controls = sum(1 for byte in sample if byte < 32 and byte not in (9, 10, 12, 13))
-    return controls > len(sample) * 0.1
-
-
-def decode_text(data: bytes) -> tuple[str, str | None]:
-    """Decode text bytes: UTF-8 (with or without BOM), else the detected charset, else cp1252.
-
-    Returns the text and a note when it was not UTF-8, so a guessed encoding is never silent.
-    """
-    try:
-        return data.decode("utf-8-sig"), None
-    except UnicodeDecodeError:
-        pass
-    from charset_normalizer import from_bytes
-
-    matches = from_bytes(data)
-    best = matches.best()
-    if best is not None:
-        # Ties are common on short Western text (cp1250 vs cp1252); prefer the most common one.
-        for match in matches:
-            if (
-                "cp1252" in match.could_be_from_charset
-                and match.chaos <= best.chaos + 0.01
-                and match.coherence >= best.coherence - 0.01
-            ):
-                best = match
-                break
-    if best is not None and best.encoding:
-        return str(best), f"not UTF-8; decoded as {best.encoding} (detected)"
-    try:
-        return data.decode("cp1252"), "not UTF-8; decoded as cp1252 (fallback)"
-    except UnicodeDecodeError:
-        return data.decode("latin-1"), "not UTF-8; decoded as latin-1 (fallback)"
-
-
 def _title_from_name(path: Path) -> str:
     return path.stem.replace("_", " ").replace("-", " ").strip() or path.name
 
@@ -281,21 +227,8 @@ def parse_document(
         return LoadFailure(str(path), f"unsupported file type '{suffix or path.name}'")
     if not data.strip():
         return LoadFailure(str(path), "empty file")
-    notes: list[str] = []
     try:
-        if suffix == ".pdf":
-            if not data.lstrip().startswith(b"%PDF"):
-                return LoadFailure(str(path), "malformed PDF (no %PDF header; not a PDF file)")
-            title, sections = parse_pdf(data)
-        else:
-            if _looks_binary(data):
-                return LoadFailure(
-                    str(path), f"binary data, not a {suffix} text file (contains NUL/control bytes)"
-                )
-            text, note = decode_text(data)
-            if note:
-                notes.append(note)
-            title, sections = _TEXT_PARSERS[suffix](text)
+        title, sections, notes = parse_content(suffix, data)
     except ParseError as exc:
         return LoadFailure(str(path), str(exc))
     except RecursionError:

@@ -1,7 +1,8 @@
 """The `/reindex` chat command, once for every platform: what to do and what to say, not how to send it.
 
-The flow parses the option (incremental, full, status, help), asks the adapter whether the user
-may reindex, starts the run in the background, and tells the adapter what to show: one reply to
+The flow parses the option (`[incremental|full] [SOURCE...]`, `status`, `help`), asks the adapter
+whether the user may reindex, starts the run in the background (of the named sources, else all
+of them), and tells the adapter what to show: one reply to
 the command, then progress updates spaced in time and a final report. The messages are data
 (`Started`, `AlreadyRunning`, `ReindexReport`...); each adapter words and formats them for its
 platform and delivers them through its own channels (Slack's ack and response_url, Discord's
@@ -41,6 +42,16 @@ def parse_mode(option: str) -> ReindexMode | None:
     return MODES.get(option.strip().lower())
 
 
+def parse_command(text: str) -> tuple[ReindexMode, list[str]]:
+    """`full handbook site` -> ("full", ["handbook", "site"]); words that are not a mode are
+    source names (an unknown one is answered with the known names)."""
+    words = text.split()
+    mode = parse_mode(words[0]) if words else "incremental"
+    if mode is None:
+        return "incremental", words
+    return mode, words[1:]
+
+
 # --- What the flow says -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Help:
@@ -49,16 +60,26 @@ class Help:
 
 @dataclass(frozen=True)
 class UnknownMode:
-    """`option` is not a mode (as typed, lower-cased); adapters add their help."""
+    """`option` is not a mode nor a source (as typed, lower-cased); adapters add their help."""
 
     option: str
+    known: tuple[str, ...] = ()  # the source names
+
+
+@dataclass(frozen=True)
+class UnknownSource:
+    """Names that are no configured source; `known` are the ones that are."""
+
+    names: tuple[str, ...]
+    known: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class Status:
-    """The running run's progress, or None when idle."""
+    """The running run's progress (None when idle), and a line per source."""
 
     progress: IndexProgress | None
+    sources: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,9 +98,10 @@ class AlreadyRunning:
 
 @dataclass(frozen=True)
 class Started:
-    """A run started in the background; progress and a report follow as updates."""
+    """A run of `sources` started in the background; progress and a report follow as updates."""
 
     full: bool
+    sources: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -99,7 +121,7 @@ class ReindexReport:
     error: str = ""
 
 
-ReindexReply = Help | UnknownMode | Status | Refused | AlreadyRunning | Started
+ReindexReply = Help | UnknownMode | UnknownSource | Status | Refused | AlreadyRunning | Started
 RunUpdate = Progress | ReindexReport
 # Awaited before a run starts (and, without `public_status`, before the status): None when the
 # user may reindex, else the reason in the adapter's words.
@@ -157,30 +179,42 @@ class ReindexFlow:
 
     async def handle(self, option: str, *, check_admin: AdminCheck, output: ReindexOutput) -> None:
         """Answer one command; a started run reports through `output.update` until it ends."""
-        mode = parse_mode(option)
-        if mode is None:
-            await output.reply(UnknownMode(option.strip().lower()))
-            return
+        mode, names = parse_command(option)
         if mode == "help":
             await output.reply(Help())
             return
         if mode == "status" and self.public_status:
-            await output.reply(Status(self.reindexer.progress))
+            await output.reply(await self._status())
+            return
+        known = await self.reindexer.sources.names()
+        unknown = [name for name in names if name not in known]
+        if unknown:  # a lone unknown word is more likely a mistyped mode than a source
+            lone = len(names) == 1 and option.split()[0].lower() not in MODES
+            await output.reply(
+                UnknownMode(names[0].lower()) if lone else UnknownSource(tuple(unknown), tuple(known))
+            )
             return
         refusal = await check_admin()
         if refusal is not None:
             await output.reply(Refused(refusal))
             return
         if mode == "status":
-            await output.reply(Status(self.reindexer.progress))
+            await output.reply(await self._status())
             return
-        await self._start(mode == "full", output)
+        await self._start(mode == "full", names, tuple(names or known), output)
 
-    async def _start(self, full: bool, output: ReindexOutput) -> None:
+    async def _status(self) -> Status:
+        lines = await self.reindexer.sources.status_lines()
+        return Status(self.reindexer.progress, tuple(lines))
+
+    async def _start(
+        self, full: bool, names: list[str], shown: tuple[str, ...], output: ReindexOutput
+    ) -> None:
         updates = _RunUpdates(output, self.pacing)
         try:
             self.reindexer.start_background(
                 full=full,
+                sources=names or None,
                 on_progress=updates.progress,
                 progress_interval=self.pacing.interval,
                 on_done=updates.done,
@@ -189,7 +223,7 @@ class ReindexFlow:
             await output.reply(AlreadyRunning(exc.progress))
             return
         try:
-            await output.reply(Started(full))
+            await output.reply(Started(full, shown))
         finally:
             updates.replied.set()
 

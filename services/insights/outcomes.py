@@ -1,7 +1,7 @@
 """How a stored answer turned out ("not covered" or answered), and what kind a failure message is.
 
 The reliable marker is an answer event recorded when the turn ended; for answers stored before
-that (and for POST /chatkit turns, which no adapter wraps) the answer itself tells: an answer with
+such events were written (POST /chatkit turns had none at first) the answer itself tells: an answer with
 no source annotations was written without a single retrieved passage (the chat service annotates
 every passage a search returned when none is cited), the offline model says `NOT_COVERED`, and the
 agent is told to say "The documents don't cover this".

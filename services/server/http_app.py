@@ -40,6 +40,7 @@ from services.chat import chatkit_shim
 from services.chat.metrics import REGISTRY, metered_thread_events
 from services.chat.store import RequestContext
 from services.chatkit_service import DocsChatKitServer, parse_request
+from services.insights.recording import recorded_thread_events
 
 if TYPE_CHECKING:
     from services.runtime import ComponentHealth
@@ -159,7 +160,8 @@ class ChatKitEndpoint:
     async def _stream(
         self, request: web.Request, chatkit_request: StreamingReq, context: RequestContext
     ) -> web.StreamResponse:
-        """Server-sent events, counted in /metrics as the "chatkit" adapter's ask.
+        """Server-sent events, counted in /metrics as the "chatkit" adapter's ask and recorded (with
+        their latency and time to first text) for the insights, as the adapters' turns are.
 
         The first event is awaited before the 200 goes out: a request that fails before it starts
         (an unknown thread, an item that can't be retried) is refused instead.
@@ -177,7 +179,9 @@ class ChatKitEndpoint:
         )
         await response.prepare(request)
         if first is not None:
-            async for event in metered_thread_events(_resumed(first, events), "chatkit", started):
+            database, user = self.server.database, context.user_id
+            turn = recorded_thread_events(_resumed(first, events), database, user_id=user, started=started)
+            async for event in metered_thread_events(turn, "chatkit", started):
                 await response.write(encode_sse(event))
         await response.write_eof()
         return response

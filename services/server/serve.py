@@ -18,6 +18,8 @@ from services.chat.contract import AskService
 from services.chat.metrics import REGISTRY, MeteredAskService
 from services.insights.admin import add_admin_routes
 from services.insights.config import InsightsConfig
+from services.insights.digest import run_weekly_digest
+from services.insights.digest_posting import digest_poster
 from services.insights.recording import RecordingAskService
 from services.insights.retention import run_retention_periodically
 from services.insights.service import insights_for
@@ -48,6 +50,8 @@ async def run_server(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+    # A digest channel without its token fails now, not in a week.
+    post_digest = digest_poster(settings) if settings.insights_digest_channel else None
     async with open_runtime(settings) as runtime, AsyncExitStack() as stack:
         health = ServerHealth(runtime)
         background: dict[str, Awaitable[None]] = {}
@@ -59,7 +63,8 @@ async def run_server(
             chatkit_token=settings.chatkit_api_token,
             extra_routes=routes,
         )
-        add_admin_routes(app, insights_for(runtime))  # 404s unless ADMIN_TOKEN / ADMIN_PASSWORD is set
+        insights = insights_for(runtime)
+        add_admin_routes(app, insights)  # 404s unless ADMIN_TOKEN / ADMIN_PASSWORD is set
         http = await start_http_server(app, settings.http_host, settings.http_port)
         stack.push_async_callback(http.cleanup)
         metrics = HealthMetrics(health)
@@ -78,10 +83,9 @@ async def run_server(
         if settings.retention_days > 0:
             retention = run_retention_periodically(runtime.database, InsightsConfig.from_settings(settings))
             tasks.append(asyncio.create_task(retention, name="retention"))
-        if settings.reindex_interval_minutes > 0:
-            tasks.append(
-                asyncio.create_task(refresh_periodically(runtime, settings.reindex_interval_minutes * 60))
-            )
+        if post_digest is not None:  # every replica schedules it; one posts it (digest.py)
+            tasks.append(asyncio.create_task(run_weekly_digest(insights, post_digest), name="weekly-digest"))
+        tasks.append(asyncio.create_task(refresh_sources(runtime), name="source-schedule"))
         store_gave_up = asyncio.create_task(runtime.vector_store_gave_up())
         stopping = asyncio.create_task(stop.wait())
         try:
@@ -121,10 +125,7 @@ async def _start_adapters(
         discord_bot = DiscordBot(settings, answering(runtime, "discord"), runtime.indexer)
         stack.push_async_callback(discord_bot.close)
         background["discord"] = discord_bot.start()
-        health.add_adapter(
-            "discord",
-            lambda: ComponentHealth(discord_bot.state == "connected", discord_bot.state, discord_bot.problem),
-        )
+        health.add_adapter("discord", discord_bot.health)  # names the shards this process holds
         log.info("Discord: gateway bot")
     if not settings.slack_enabled and not settings.discord_enabled:
         log.warning(HOW_TO_ENABLE)
@@ -135,21 +136,20 @@ def answering(runtime: Runtime, platform: str) -> AskService:
     return RecordingAskService(MeteredAskService(runtime.chat, platform), runtime.database, platform)
 
 
-async def refresh_periodically(runtime: Runtime, interval_seconds: float) -> None:
-    """Keep the index fresh: an incremental run every interval (skipped while another run is going)."""
-    from services.indexer import IndexAlreadyRunning
+async def refresh_sources(runtime: Runtime) -> None:
+    """Refresh each source on its own schedule (`services.indexing.schedule`); none by default."""
+    from services.indexing.schedule import refresh_on_schedule
+    from services.sources.catalog import load_catalog
 
-    while True:
-        await asyncio.sleep(interval_seconds)
-        try:
-            result = await runtime.indexer.index()
-        except IndexAlreadyRunning:
-            continue
-        except Exception as exc:  # the next interval tries again; the previous index keeps serving
-            log.error("Scheduled reindex failed: %s", exc)
-            continue
-        if result.added or result.updated or result.deleted or result.failed:
-            log.info("Scheduled reindex:\n%s", result.summary())
+    settings = runtime.settings
+    await refresh_on_schedule(
+        lambda names: runtime.indexer.index(names),
+        runtime.database.index_runs,
+        runtime.database.leases,
+        f"schedule:{settings.weaviate_collection}",
+        lambda: load_catalog(settings),
+        settings.reindex_interval_minutes,
+    )
 
 
 async def _guard(job: Awaitable[None]) -> None:

@@ -32,6 +32,7 @@ from services.indexing.reindex_flow import (
     Started,
     Status,
     UnknownMode,
+    UnknownSource,
 )
 from services.slack.blocks import escape_mrkdwn
 
@@ -47,7 +48,8 @@ def help_text(command: str) -> str:
         f"*{command}* re-reads the documents and updates the search index.\n"
         f"• `{command}`: incremental (only new, changed or deleted documents)\n"
         f"• `{command} full`: rebuild the whole index (the old one keeps serving until it is done)\n"
-        f"• `{command} status`: is a reindex running, and how far is it?\n"
+        f"• `{command} SOURCE...` (or `{command} full SOURCE...`): only these sources\n"
+        f"• `{command} status`: is a reindex running, and how does each source stand?\n"
         f"• `{command} help`: this text\n"
         "Only the admins set in SLACK_ADMIN_USER_IDS (or, when that is empty, workspace admins and owners) "
         "may start a reindex."
@@ -99,22 +101,36 @@ class ReindexCommand:
         match message:
             case Help():
                 return help_text(self.command)
-            case UnknownMode(option=option):
-                return f"I don't know `{escape_mrkdwn(option)}`.\n" + help_text(self.command)
-            case Status(progress=progress):
+            case UnknownMode(option=option, known=known):
+                return (
+                    f"I don't know `{escape_mrkdwn(option)}`.\n" + help_text(self.command) + _sources(known)
+                )
+            case UnknownSource(names=names, known=known):
+                return f"No source is called {_names(names)}." + _sources(known)
+            case Status(progress=progress, sources=sources):
                 if progress is None:
-                    return f"No reindex is running. Start one with `{self.command}` or `{self.command} full`."
-                return f"A reindex is running: {escape_mrkdwn(progress.describe())}"
+                    text = f"No reindex is running. Start one with `{self.command}` or `{self.command} full`."
+                else:
+                    text = f"A reindex is running: {escape_mrkdwn(progress.describe())}"
+                return text + "".join(f"\n• {escape_mrkdwn(line)}" for line in sources)
             case AlreadyRunning(progress=progress):
                 return f"A reindex is already running: {escape_mrkdwn(progress.describe())}"
             case Refused(reason=reason):
                 return f"Sorry, only admins can reindex the documents: {reason}"
-            case Started(full=full):
+            case Started(full=full, sources=sources):
                 kind = "Full rebuild" if full else "Incremental reindex"
-                roots = ", ".join(f"`{escape_mrkdwn(path)}`" for path in self.settings.docs_paths)
-                return f"{kind} started for {roots}. I'll post progress here and a report when it is done."
+                then = "I'll post progress here and a report when it is done."
+                return f"{kind} started for {_names(sources)}. {then}"
             case _:
                 assert_never(message)
+
+
+def _names(names: tuple[str, ...]) -> str:
+    return ", ".join(f"`{escape_mrkdwn(name)}`" for name in names) or "every source"
+
+
+def _sources(known: tuple[str, ...]) -> str:
+    return f"\nSources: {_names(known)}." if known else ""
 
 
 def update_text(message: RunUpdate) -> str:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from configs.config import DEFAULT_MAX_FILE_BYTES
 from services.sources.contract import Source
 from services.sources.git_source import GitOptions, GitSource
 from services.sources.local import LocalSource
@@ -23,7 +24,7 @@ class SourceOptions:
     data_dir: Path  # clones go to DATA_DIR/sources/git, the state file to DATA_DIR/sources/state.json
     web: WebLimits = field(default_factory=WebLimits)
     git_timeout_seconds: float = 300.0
-    max_file_bytes: int = 100 * 1024 * 1024
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES  # MAX_FILE_BYTES: local and Git files
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)  # where token_env is looked up
 
     @property
@@ -35,7 +36,7 @@ def build_source(name: str | SourceSpec, options: SourceOptions) -> Source:
     """A path, a website or a Git repository; raises `SourceNameError` for an unusable name."""
     spec = parse_source(name) if isinstance(name, str) else name
     if isinstance(spec, LocalSpec):
-        return LocalSource(spec)
+        return LocalSource(spec, options.max_file_bytes)
     if isinstance(spec, GitSpec):
         git = GitOptions(
             clones_dir=options.data_dir / "sources" / "git",

@@ -15,7 +15,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
 from courlan import normalize_url as courlan_normalize
 
-from services.sources.office import OFFICE_SUFFIXES
+from services.indexing.office import OFFICE_SUFFIXES
 
 __all__ = ["Scope", "TrapGuard", "document_kind", "is_asset", "is_document_link", "normalize_url"]
 

@@ -3,7 +3,7 @@
 markitdown turns Word headings, slide titles and sheet names into Markdown headings, so the
 existing Markdown parser gives every passage its heading path. OpenDocument text is read directly
 (a zip with one XML body, `text:h` carrying the outline level): no converter for it is maintained
-in Python, and the format needs a dozen lines. The loader's adapter (not here) maps suffixes here.
+in Python, and the format needs a dozen lines. `formats` maps suffixes here.
 """
 
 from __future__ import annotations
