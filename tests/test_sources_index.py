@@ -17,6 +17,7 @@ from data.database import Database
 from data.embeddings import LocalOnnxEmbedder
 from data.vector_store import WeaviateVectorStore
 from services.indexer import Indexer
+from services.insights.index_health import index_health
 from services.rag import Retriever
 from services.sources.catalog import SourcesFileError, load_catalog
 
@@ -117,6 +118,20 @@ async def test_a_failing_source_does_not_stop_the_others(
         reasons = " ".join(f"{f.path}: {f.reason}" for f in result.failures)
         assert "127.0.0.1:9" in reasons and "no-such-repo" in reasons
         assert "Source " in result.summary()  # one line per source
+
+        health = await index_health(
+            database,
+            stats=await store.stats(),
+            progress=None,
+            embedding_model=None,
+            reindex_interval_minutes=60,
+        )
+        by_name = {source.name: source for source in health.sources}  # the admin page's index health
+        assert by_name[str(folder)].result == "ok" and by_name[str(folder)].failures == []
+        assert by_name[gone_repo].result == "failed" and by_name[gone_repo].error
+        assert "no-such-repo" in by_name[gone_repo].failures[0].path
+        [unreachable] = by_name["http://127.0.0.1:9/docs/"].failures
+        assert "127.0.0.1:9" in unreachable.path and by_name[str(folder)].next_run_at is not None
 
         # A rebuild that indexes nothing is abandoned: the previous index keeps serving.
         rebuilt = await indexer.index(["http://127.0.0.1:9/docs/"], full=True)

@@ -76,6 +76,7 @@ class IndexFailure:
 
     path: str
     reason: str
+    source: str | None = None  # the source's name, when the run read named sources
 
 
 @dataclass

@@ -66,9 +66,10 @@ class RunLedger:
         setattr(outcome, kind, getattr(outcome, kind) + count)
         self.set(documents_done=self.progress.documents_done + count)
 
-    def fail(self, outcome: SourceOutcome | None, target: str, reason: str) -> None:
-        self.failures.append(IndexFailure(target, reason))
-        if outcome is not None:
+    def fail(self, outcome: SourceOutcome, target: str, reason: str, *, counted: bool = True) -> None:
+        """A document (or, not `counted`, a whole source or a URL that is no document) failed."""
+        self.failures.append(IndexFailure(target, reason, outcome.name))
+        if counted:
             self.done(outcome, "failed")
 
     def note(self, note: str | None) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from configs.config import Settings
 from data.leases import Leases, LeaseTaken
+from data.timestamps import parse_utc
 from services.indexing.contract import IndexAlreadyRunning, IndexResult, IndexRunLog
 from services.sources.catalog import Catalog, SourceEntry, load_catalog
 from services.sources.naming import GitSpec, LocalSpec
@@ -41,16 +42,6 @@ def _kind(entry: SourceEntry) -> str:
     )
 
 
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 @dataclass(frozen=True, slots=True)
 class SourceStatus:
     """One source: where it is, its interval, its latest run, and when it runs next."""
@@ -64,7 +55,7 @@ class SourceStatus:
 
     @property
     def finished_at(self) -> datetime | None:
-        return _parse_time(self.last.get("finished_at")) if self.last else None
+        return parse_utc(self.last.get("finished_at")) if self.last else None
 
     def due(self, now: datetime) -> bool:
         return self.next_run is not None and self.next_run <= now
@@ -92,7 +83,7 @@ def describe_source(status: dict[str, Any], now: datetime) -> str:
     if last is None:
         state = "never indexed"
     else:
-        finished = _ago(now, _parse_time(last.get("finished_at")))
+        finished = _ago(now, parse_utc(last.get("finished_at")))
         if last.get("error"):
             result = f"FAILED: {last['error']}"
         else:
@@ -101,7 +92,7 @@ def describe_source(status: dict[str, Any], now: datetime) -> str:
         counts = ", ".join(f"{last[key]} {key}" for key in kinds if last.get(key))
         state = f"{last.get('documents', 0)} documents, last run {finished}: {result}"
         state += f" ({counts})" if counts else ""
-    next_run = _parse_time(status.get("next_run"))
+    next_run = parse_utc(status.get("next_run"))
     if next_run is None:
         upcoming = "refreshed on demand"
     elif next_run <= now:
@@ -134,7 +125,7 @@ def source_statuses(
     for entry in catalog.entries:
         interval = entry.refresh_minutes if entry.refresh_minutes is not None else default_interval_minutes
         last = last_runs.get(entry.name)
-        finished = _parse_time(last.get("finished_at")) if last else None
+        finished = parse_utc(last.get("finished_at")) if last else None
         next_run = None
         if interval > 0:
             next_run = now if finished is None else finished + timedelta(minutes=interval)

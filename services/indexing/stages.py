@@ -174,7 +174,7 @@ class Stages:
                 failed = True
                 outcome.error = f"{type(exc).__name__}: {exc}"
                 reason = f"could not be read ({outcome.error}); its documents were kept"
-                self.ledger.fail(None, source.name, reason)
+                self.ledger.fail(outcome, source.name, reason, counted=False)
             finally:
                 await scan.aclose()
             outcome.complete = scan.complete and not failed
@@ -201,7 +201,7 @@ class Stages:
             retry = " (retried next run; nothing was removed)" if change.temporary else ""
             if change.document_id is not None:
                 ledger.saw(outcome)
-            ledger.fail(outcome if change.document_id else None, change.target, change.reason + retry)
+            ledger.fail(outcome, change.target, change.reason + retry, counted=change.document_id is not None)
             return
         ledger.saw(outcome)
         previous = known.get(change.document_id)

@@ -18,6 +18,7 @@ from chatkit.types import AssistantMessageItem
 from sqlalchemy import select
 
 from data.database import AnswerEventRow, ConversationRow, Database, FeedbackRow, ItemRow, ThreadRow
+from data.timestamps import as_utc
 from services.chat.citations import annotated_sources
 from services.insights.outcomes import classify_answer
 from services.insights.records import (
@@ -29,7 +30,6 @@ from services.insights.records import (
     Turn,
     Vote,
     Where,
-    as_utc,
     where_from_key,
 )
 

@@ -20,8 +20,8 @@ from sqlalchemy import text
 
 from data.database import Database
 from data.records import IndexStats
+from data.timestamps import as_utc, parse_utc
 from services.indexing.contract import IndexProgress
-from services.insights.records import as_utc
 
 DEFAULT_SOURCE = "documents"  # DOCS_PATHS, the one source before named sources exist
 RUNS_READ = 200
@@ -100,7 +100,8 @@ async def index_health(
                 running.append(_running_from_record(record, now))
                 continue
             record["result"] = "interrupted"  # a newer run started, or its lease ran out
-        latest.setdefault(record["source"], record)
+        for per_source in _per_source(record):
+            latest.setdefault(per_source["source"], per_source)
     if progress is not None:  # this process's own run: fresher than the lease's last heartbeat
         live = running_from_progress(progress, running[0].source if running else DEFAULT_SOURCE, time.time())
         running = [live, *running[1:]]
@@ -151,11 +152,8 @@ def _json(value: Any) -> dict[str, Any]:
 def _when(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return as_utc(value)
-    if isinstance(value, str) and value:
-        try:
-            return as_utc(datetime.fromisoformat(value))
-        except ValueError:
-            return None
+    if isinstance(value, str):
+        return parse_utc(value)
     if isinstance(value, int | float):
         return datetime.fromtimestamp(value, UTC)
     return None
@@ -198,6 +196,27 @@ def _record(row: Mapping[str, Any]) -> dict[str, Any]:
         "result_json": result,
         "progress": {**result, **progress},
     }
+
+
+def _per_source(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """A run of named sources as one record per source (its counts, its error, its failures);
+    a run from before sources were named stays one record."""
+    result = record["result_json"]
+    outcomes = [
+        entry for entry in result.get("sources") or [] if isinstance(entry, dict) and entry.get("name")
+    ]
+    if not outcomes:
+        return [record]
+    records = []
+    for entry in outcomes:
+        failures = [f for f in result.get("failures") or [] if f.get("source") == entry["name"]]
+        # A source that could not be read to the end and said why failed, even if the run went on.
+        unread = not entry.get("complete") and failures
+        error = entry.get("error") or result.get("error") or (failures[0].get("reason") if unread else None)
+        outcome = "failed" if entry.get("error") or unread else record["result"]
+        own = {**result, "seen": entry.get("seen", 0), "error": error, "failures": failures}
+        records.append({**record, "source": str(entry["name"]), "result": outcome, "result_json": own})
+    return records
 
 
 def _expired(record: Mapping[str, Any], now: datetime) -> bool:

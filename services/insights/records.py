@@ -8,8 +8,10 @@ comes from the conversation key the adapters link to the thread (`slack:TEAM:CHA
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
+
+from data.timestamps import as_utc
 
 Outcome = Literal["answered", "not_covered", "unanswered"]
 
@@ -19,11 +21,6 @@ UNANSWERED: Outcome = "unanswered"  # no answer was stored: the turn failed or i
 
 HUMAN_REQUESTED = "human_requested"  # an answer event that is an "Ask a human" reply, not a question
 ANSWER_OUTCOMES = ("answered", "not_covered", "failed", "incomplete")  # what `record_answer` takes
-
-
-def as_utc(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes (stored as UTC); PostgreSQL aware ones."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 @dataclass(frozen=True, slots=True)

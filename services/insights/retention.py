@@ -20,8 +20,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, func, select, update
 
 from data.database import AnswerEventRow, ConversationRow, Database, FeedbackRow, ItemRow, ThreadRow
+from data.timestamps import as_utc
 from services.insights.config import InsightsConfig, RetentionMode
-from services.insights.records import as_utc, channel_part
+from services.insights.records import channel_part
 
 log = logging.getLogger(__name__)
 

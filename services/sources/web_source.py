@@ -19,6 +19,7 @@ from functools import partial
 
 import aiohttp
 
+from data.timestamps import parse_utc
 from services.sources.contract import (
     Change,
     Failed,
@@ -52,11 +53,7 @@ def _modified(response: Response | None, lastmod: str | None) -> datetime:
     with contextlib.suppress(TypeError, ValueError):
         if response is not None and response.last_modified:
             return parsedate_to_datetime(response.last_modified).astimezone(UTC)
-    with contextlib.suppress(TypeError, ValueError):
-        if lastmod:
-            parsed = datetime.fromisoformat(lastmod)
-            return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return datetime.now(UTC)
+    return parse_utc(lastmod) or datetime.now(UTC)
 
 
 class WebSource:
