@@ -229,56 +229,43 @@ def search(
     ] = None,
     k: Annotated[int | None, typer.Option("-k", help="Passages to return (default: SEARCH_TOP_K).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+    space: Annotated[str | None, typer.Option("--space", help="Only this space's sources.")] = None,
 ) -> None:
     """Retrieval only: the passages a question would be answered from."""
     settings = _settings()
-    _run(_search(settings, query, k, as_json), settings)
+    _run(_search(settings, query, k, as_json, space), settings)
 
 
-async def _search(settings: Settings, query: str | None, k: int | None, as_json: bool) -> None:
+async def _search(
+    settings: Settings, query: str | None, k: int | None, as_json: bool, space: str | None
+) -> None:
+    from services.console import search_lines
     from services.runtime import open_runtime
 
     async with open_runtime(settings) as runtime:
+        sources = await runtime.spaces.sources_of(space) if space else None
         queries = [query] if query is not None else None
         if queries is None:
             queries = [line.strip() for line in await asyncio.to_thread(sys.stdin.readlines) if line.strip()]
             as_json = True
         for text in queries:
-            passages = await runtime.retriever.search(text, k)
-            results = [
-                {
-                    "text": p.text,
-                    "title": p.title,
-                    "source": p.source,
-                    "heading_path": p.heading_path,
-                    "score": round(p.score, 6),
-                }
-                for p in passages
-            ]
-            if as_json:
-                typer.echo(json.dumps({"query": text, "results": results}, ensure_ascii=False))
-                continue
-            if not results:
-                typer.echo("No matching passages.")
-            for number, item in enumerate(results, 1):
-                heading = f" ({item['heading_path']})" if item["heading_path"] else ""
-                typer.echo(
-                    f"[{number}] {item['title']} — {item['source']}{heading}  score={item['score']:.3f}"
-                )
-                typer.echo("    " + str(item["text"])[:400].replace("\n", "\n    ") + "\n")
+            passages = await runtime.retriever.search(text, k, sources=sources)
+            for line in search_lines(text, passages, as_json=as_json):
+                typer.echo(line)
 
 
 @cli.command()
 def ask(
     question: Annotated[str, typer.Argument(help="Your question.")],
     as_json: Annotated[bool, typer.Option("--json", help='{"answer": ..., "sources": [...]}')] = False,
+    space: Annotated[str | None, typer.Option("--space", help="Answer from this space's sources.")] = None,
 ) -> None:
     """Answer one question from the documents, with sources."""
     settings = _settings()
-    _run(_ask(settings, question, as_json), settings)
+    _run(_ask(settings, question, as_json, space), settings)
 
 
-async def _ask(settings: Settings, question: str, as_json: bool) -> None:
+async def _ask(settings: Settings, question: str, as_json: bool, space: str | None) -> None:
     import uuid
 
     from services.chat.contract import AskFailed
@@ -288,7 +275,8 @@ async def _ask(settings: Settings, question: str, as_json: bool) -> None:
     async with open_runtime(settings) as runtime:
         key = f"cli:{uuid.uuid4().hex}"
         write = (lambda _text: None) if as_json else (lambda text: print(text, end="", flush=True))
-        result = await answer_once(runtime.chat, key, question, write)
+        sources = await runtime.spaces.sources_of(space) if space else None
+        result = await answer_once(runtime.chat, key, question, write, sources=sources)
         if isinstance(result, AskFailed):
             if as_json:
                 typer.echo(json.dumps({"error": result.message}))
@@ -297,7 +285,7 @@ async def _ask(settings: Settings, question: str, as_json: bool) -> None:
                 _print_error(result.message)
             raise typer.Exit(EXIT_FAILED)
         if as_json:
-            sources = [
+            cited = [
                 {
                     "number": s.number,
                     "title": s.title,
@@ -306,7 +294,7 @@ async def _ask(settings: Settings, question: str, as_json: bool) -> None:
                 }
                 for s in result.sources
             ]
-            typer.echo(json.dumps({"answer": result.text, "sources": sources}, ensure_ascii=False))
+            typer.echo(json.dumps({"answer": result.text, "sources": cited}, ensure_ascii=False))
         else:
             print()
             if result.sources:

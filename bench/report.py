@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import report_cluster, report_pallets
+from bench import report_cluster, report_pallets, report_sources
 from bench.dataset import Dataset
 from bench.metrics import METRICS, Estimate, bootstrap, is_noise, paired_difference
 from bench.plots import plot_quality, plot_throughput
@@ -408,6 +408,8 @@ def write(datasets: Sequence[Dataset]) -> Path:
     _memory_section(out)
     out += [f"{report_cluster.HEADING}\n"]
     report_cluster.cluster_section(out)
+    out += [f"{report_sources.HEADING}\n"]
+    report_sources.sources_section(out)
     out += [METHOD, RERANKER]
     rerank_section(out)
     position = out.index("## Retrieval quality\n")

@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bench.dataset import WORK_DIR
@@ -34,6 +34,7 @@ from data.embeddings import LocalOnnxEmbedder
 from data.vector_store import WeaviateVectorStore
 from data.weaviate_server import EmbeddedWeaviate
 from services.indexer import Indexer, IndexResult
+from services.sources.documents import DOCUMENT_SUFFIXES
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES_DIR = WORK_DIR / "sources"
@@ -144,13 +145,15 @@ def _bare_copy(back: int) -> tuple[Path, str, str]:
     return repo, old, head
 
 
-def _changed_files(repo: Path, old: str, head: str) -> dict[str, int]:
-    """What `git diff` says changed between the commits (all files; the index reads its kinds)."""
+def _changed_files(repo: Path, old: str, head: str, documents_only: bool) -> dict[str, int]:
+    """What `git diff` says changed between the commits: A/M/D/R counts, of all files or of the
+    kinds the index reads (to check the incremental run against)."""
     status = _git("diff", "--name-status", "-M", old, head, cwd=repo).splitlines()
     counts: dict[str, int] = {}
     for line in status:
-        kind = line.split("\t", 1)[0][:1]
-        counts[kind] = counts.get(kind, 0) + 1
+        kind, *paths = line.split("\t")
+        if not documents_only or any(PurePosixPath(p).suffix.lower() in DOCUMENT_SUFFIXES for p in paths):
+            counts[kind[:1]] = counts.get(kind[:1], 0) + 1
     return counts
 
 
@@ -164,7 +167,8 @@ async def git(server: EmbeddedWeaviate, embedder: LocalOnnxEmbedder) -> dict[str
         "old": old[:12],
         "head": head[:12],
         "commits": COMMITS_BACK,
-        "diff": await asyncio.to_thread(_changed_files, repo, old, head),
+        "diff": await asyncio.to_thread(_changed_files, repo, old, head, False),
+        "document_diff": await asyncio.to_thread(_changed_files, repo, old, head, True),
     }
     try:
         rows["full"] = _outcome(await runner.index([location], full=True))

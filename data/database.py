@@ -39,6 +39,7 @@ from data.errors import DatabaseUnavailable
 from data.index_runs import RunLogBase, SqlIndexRunLog
 from data.leases import LeaseBase, Leases
 from data.redaction import redact_url
+from data.spaces_store import SpacesBase, SpacesStore
 
 _REMEMBERED_CONVERSATIONS = 10_000
 
@@ -169,6 +170,7 @@ class Database:
         )
         self.leases = Leases(self.engine)  # one run (or other job) at a time, across replicas
         self.index_runs = SqlIndexRunLog(self.sessions, self.leases)
+        self.spaces = SpacesStore(self.sessions)  # chat-set place settings, rate limits, human answers
         self._threads: LRUCache[str, str] = LRUCache(maxsize=_REMEMBERED_CONVERSATIONS)  # key -> thread
 
     @property
@@ -186,6 +188,7 @@ class Database:
                 await conn.run_sync(Base.metadata.create_all)
                 await conn.run_sync(LeaseBase.metadata.create_all)
                 await conn.run_sync(RunLogBase.metadata.create_all)
+                await conn.run_sync(SpacesBase.metadata.create_all)
                 await conn.run_sync(_add_thread_owners)
         except (OSError, SQLAlchemyError) as exc:  # refused, unknown host, timeout, login, permissions
             raise self.unusable(exc) from exc

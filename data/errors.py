@@ -18,6 +18,11 @@ class IndexModelMismatch(UserFacingError):
     """The index was built with another embedding model; the message tells the user to reindex."""
 
 
+class IndexSchemaOutdated(IndexModelMismatch):
+    """The index was built by an older version (its chunks lack a field this one needs): an
+    incremental run rebuilds it, as for a model change."""
+
+
 class WeaviateServerError(UserFacingError):
     """The embedded Weaviate server is missing, did not start, or died; the message says how to fix it."""
 

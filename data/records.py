@@ -19,6 +19,7 @@ class Chunk:
     content_hash: str  # sha256 of the whole document's raw bytes
     modified_time: datetime  # the document's modification time (UTC)
     embed_text: str  # what the embedder sees (the text, optionally prefixed by title/headings)
+    source_name: str = ""  # the configured source it came from (spaces search by it)
 
 
 @dataclass(frozen=True, slots=True)

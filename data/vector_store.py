@@ -13,11 +13,11 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 from weaviate.classes.config import ConsistencyLevel
-from weaviate.classes.query import HybridFusion, MetadataQuery
+from weaviate.classes.query import Filter, HybridFusion, MetadataQuery
 from weaviate.exceptions import UnexpectedStatusCodeError, WeaviateBaseError, WeaviateQueryError
 
 from data.cluster_health import ClusterHealth, read_cluster_health
-from data.errors import IndexModelMismatch, StoreUnavailable
+from data.errors import IndexModelMismatch, IndexSchemaOutdated, StoreUnavailable
 from data.records import Chunk, DocumentState, IndexStats, SearchHit
 from data.weaviate_collections import WeaviateCollections
 from data.weaviate_connection import UNREACHABLE
@@ -29,6 +29,7 @@ from data.weaviate_schema import (
     hit_from_properties,
     mismatch_message,
     registry_name,
+    schema_message,
 )
 from data.weaviate_writer import WeaviateIndexWriter
 
@@ -106,7 +107,8 @@ class VectorStore(Protocol):
     async def open_writer(self, *, rebuild: bool, model_id: str, dimension: int) -> IndexWriter:
         """A writer for the serving index, or for a fresh collection when `rebuild` is true.
 
-        Raises `IndexModelMismatch` for an incremental write into an index of another model.
+        Raises `IndexModelMismatch` for an incremental write into an index of another model
+        (`IndexSchemaOutdated` for one an older version built).
         """
         ...
 
@@ -124,9 +126,11 @@ class VectorStore(Protocol):
         alpha: float,
         fusion: Fusion,
         similarity: bool = False,
+        sources: Sequence[str] | None = None,
     ) -> list[SearchHit]:
         """Hybrid BM25 + vector search, best first. Empty when nothing is indexed. With
-        `similarity`, each hit also carries its cosine similarity to `vector`.
+        `similarity`, each hit also carries its cosine similarity to `vector`; with `sources`,
+        only chunks of those sources (by name) are searched.
 
         Raises `IndexModelMismatch` when the index was built by another model.
         """
@@ -181,8 +185,11 @@ class WeaviateVectorStore(WeaviateCollections):
                 return WeaviateIndexWriter(self, await self.create_generation(info), rebuild=True, info=info)
             physical = await self.serving_collection()
             if physical is not None and await client.collections.exists(physical):
-                if message := mismatch_message(await self.generation_info(physical), model_id, dimension):
+                built_with = await self.generation_info(physical)
+                if message := mismatch_message(built_with, model_id, dimension):
                     raise IndexModelMismatch(message)
+                if message := schema_message(built_with):
+                    raise IndexSchemaOutdated(message)
                 return WeaviateIndexWriter(self, physical, rebuild=False, info=info)
             # No index yet: the first generation serves from the start (there is nothing to hide).
             await self.drop_orphan_generations()
@@ -200,8 +207,15 @@ class WeaviateVectorStore(WeaviateCollections):
         alpha: float,
         fusion: Fusion,
         similarity: bool = False,
+        sources: Sequence[str] | None = None,
     ) -> list[SearchHit]:
-        """Hybrid search on the serving generation; retried when a swap dropped it mid-query."""
+        """Hybrid search on the serving generation; retried when a swap dropped it mid-query.
+
+        `sources` (names) limits the search to those sources' chunks, in Weaviate itself; an
+        index too old to know its chunks' sources finds nothing then (never another space's text).
+        """
+        if sources is not None and not sources:
+            return []
         client = await self.client()
         fusion_type = HybridFusion.RELATIVE_SCORE if fusion == "relative_score" else HybridFusion.RANKED
         for attempt in range(3):
@@ -213,6 +227,12 @@ class WeaviateVectorStore(WeaviateCollections):
                     info = await self.generation_info(physical)
                     if message := mismatch_message(info, model_id, len(vector)):
                         raise IndexModelMismatch(message)
+                    if sources is not None and schema_message(info):
+                        logger.warning(
+                            "A search limited to sources needs a rebuilt index: %s", schema_message(info)
+                        )
+                        return []
+                    where = Filter.by_property("source_name").contains_any(list(sources)) if sources else None
                     collection = client.collections.use(physical).with_consistency_level(
                         ConsistencyLevel(self.settings.weaviate_read_consistency)
                     )
@@ -226,6 +246,7 @@ class WeaviateVectorStore(WeaviateCollections):
                         return_properties=CHUNK_RETURN_PROPERTIES,
                         return_metadata=MetadataQuery(score=True),
                         include_vector=similarity,  # ~1.5 ms and 4 bytes a dimension per hit
+                        filters=where,
                     )
             except (WeaviateQueryError, UnexpectedStatusCodeError):
                 if attempt < 2 and physical != await self.serving_collection():

@@ -62,23 +62,35 @@ def document_uuid(document_id: str) -> str:
 
 
 # --- generation metadata -------------------------------------------------------------------------
+# 2: chunks carry `source_name` (spaces filter on it). A generation of an older schema still
+# serves unfiltered searches; the next index run rebuilds it (blue/green) like a model change.
+SCHEMA_VERSION = 2
+
+
 @dataclass(frozen=True, slots=True)
 class GenerationInfo:
-    """Which embedder built a generation; stored as JSON in the collection description."""
+    """Which embedder (and chunk schema) built a generation; JSON in the collection description."""
 
     model_id: str
     dimension: int
+    schema: int = SCHEMA_VERSION
 
     def to_description(self) -> str:
-        return json.dumps({"embedder_model_id": self.model_id, "dimension": self.dimension})
+        return json.dumps(
+            {"embedder_model_id": self.model_id, "dimension": self.dimension, "schema": self.schema}
+        )
 
     @classmethod
     def from_description(cls, description: str | None) -> GenerationInfo:
         try:
             data = json.loads(description or "")
-            return cls(model_id=str(data["embedder_model_id"]), dimension=int(data["dimension"]))
+            return cls(
+                model_id=str(data["embedder_model_id"]),
+                dimension=int(data["dimension"]),
+                schema=int(data.get("schema", 1)),
+            )
         except (ValueError, KeyError, TypeError):
-            return cls(model_id="unknown", dimension=0)
+            return cls(model_id="unknown", dimension=0, schema=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +100,16 @@ class GenerationContents:
     info: GenerationInfo
     documents: int
     chunks: int
+
+
+def schema_message(built_with: GenerationInfo) -> str | None:
+    """Why an index must be rebuilt before this version writes to it (an older chunk schema), or None."""
+    if built_with.schema >= SCHEMA_VERSION:
+        return None
+    return (
+        f"the index was built before chunks named their source (schema {built_with.schema}, now "
+        f"{SCHEMA_VERSION}); spaces need it rebuilt"
+    )
 
 
 def mismatch_message(built_with: GenerationInfo, model_id: str, dimension: int) -> str | None:
@@ -125,6 +147,7 @@ def chunk_collection_spec(info: GenerationInfo) -> dict[str, Any]:
             ),
             _text("source", searchable=False),
             _text("document_id", searchable=False),
+            _text("source_name", searchable=False),  # the configured source: spaces filter on it
             Property(name="chunk_index", data_type=DataType.INT),
             _text("content_hash", searchable=False),
             Property(name="modified_time", data_type=DataType.DATE),
@@ -211,6 +234,7 @@ def chunk_properties(chunk: Chunk) -> dict[str, Any]:
         "heading_path": chunk.heading_path,
         "source": chunk.source,
         "document_id": chunk.document_id,
+        "source_name": chunk.source_name,
         "chunk_index": chunk.chunk_index,
         "content_hash": chunk.content_hash,
         "modified_time": _utc(chunk.modified_time),

@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, cast
 
-from agents import Agent, RunConfig, Runner, RunResultStreaming, StreamEvent
+from agents import Agent, RunConfig, Runner, RunResultStreaming
 from chatkit.agents import stream_agent_response
 from chatkit.errors import CustomStreamError
 from chatkit.server import ChatKitServer, NonStreamingResult, StreamingResult
@@ -123,7 +123,7 @@ class DocsChatKitServer(ChatKitServer[RequestContext]):
         result = Runner.run_streamed(
             self.agent, agent_input, context=agent_context, run_config=self.run_config
         )
-        run = _TrappedRun(result)
+        run = chatkit_shim.TrappedRun(result)
         timed_out = False
 
         def expire() -> None:
@@ -192,14 +192,20 @@ class ChatService:
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def ask(
-        self, conversation_key: str, text: str, *, user_id: str | None = None
+        self,
+        conversation_key: str,
+        text: str,
+        *,
+        user_id: str | None = None,
+        sources: Sequence[str] | None = None,
     ) -> AsyncIterator[AskEvent]:
         """Status at once, then text deltas, then `Answer`; any failure ends in `AskFailed`."""
         yield Status(STATUS_TEXT)
         if not text.strip():
             yield AskFailed("The message is empty: type a question about the documents.")
             return
-        context = RequestContext(user_id=user_id, conversation_key=conversation_key)
+        scope = None if sources is None else tuple(sources)
+        context = RequestContext(user_id=user_id, conversation_key=conversation_key, sources=scope)
         lock = self._locks.setdefault(conversation_key, asyncio.Lock())
         async with lock:  # one turn at a time per conversation keeps the history in order
             async for event in self._turn(conversation_key, text.strip(), context):
@@ -352,25 +358,6 @@ class _TurnReader:
             thread_id=self.thread_id or last.thread_id,
             from_language_model=from_language_model,
         )
-
-
-class _TrappedRun:
-    """Stands in for the run result in `stream_agent_response`: its stream ends instead of raising.
-
-    chatkit then finishes its own bookkeeping (and its internal event-queue task) normally, and
-    `respond` reports the kept error as a chatkit error event.
-    """
-
-    def __init__(self, result: RunResultStreaming) -> None:
-        self.result = result
-        self.error: Exception | None = None
-
-    async def stream_events(self) -> AsyncIterator[StreamEvent]:
-        try:
-            async for event in self.result.stream_events():
-                yield event
-        except Exception as exc:
-            self.error = exc
 
 
 def parse_request(request: str | bytes | bytearray) -> ChatKitReq:

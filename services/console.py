@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from rich.console import Console
 
 from configs.config import Settings
 from data.cluster_health import ClusterHealth
+from data.records import Passage
 from services.chat.contract import Answer, AskFailed, AskService, Source, Status, TextDelta
 from services.indexing.contract import describe_run
 from services.indexing.schedule import ConfiguredSources, describe_source
@@ -35,10 +37,15 @@ def format_sources(sources: list[Source]) -> str:
 
 
 async def answer_once(
-    chat: AskService, conversation_key: str, question: str, write: Callable[[str], None]
+    chat: AskService,
+    conversation_key: str,
+    question: str,
+    write: Callable[[str], None],
+    *,
+    sources: Sequence[str] | None = None,
 ) -> Answer | AskFailed:
-    """Stream one answer to `write`; returns the final event."""
-    async for event in chat.ask(conversation_key, question, user_id="console"):
+    """Stream one answer to `write`; returns the final event. `sources`: only these (a space's)."""
+    async for event in chat.ask(conversation_key, question, user_id="console", sources=sources):
         if isinstance(event, Status):
             continue
         if isinstance(event, TextDelta):
@@ -84,6 +91,30 @@ def _stdout_writer(console: Console) -> Callable[[str], None]:
         console.file.flush()
 
     return write if console.file is not None else sys.stdout.write
+
+
+def search_lines(query: str, passages: Sequence[Passage], *, as_json: bool) -> list[str]:
+    """`main.py search` output: one JSON line per query, or numbered passages for a person."""
+    results = [
+        {
+            "text": p.text,
+            "title": p.title,
+            "source": p.source,
+            "heading_path": p.heading_path,
+            "score": round(p.score, 6),
+        }
+        for p in passages
+    ]
+    if as_json:
+        return [json.dumps({"query": query, "results": results}, ensure_ascii=False)]
+    if not results:
+        return ["No matching passages."]
+    lines = []
+    for number, item in enumerate(results, 1):
+        heading = f" ({item['heading_path']})" if item["heading_path"] else ""
+        lines.append(f"[{number}] {item['title']} — {item['source']}{heading}  score={item['score']:.3f}")
+        lines.append("    " + str(item["text"])[:400].replace("\n", "\n    ") + "\n")
+    return lines
 
 
 async def status_report(runtime: Runtime) -> tuple[dict[str, Any], ClusterHealth]:

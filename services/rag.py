@@ -44,8 +44,12 @@ class Retriever:
             LRUCache(maxsize=remembered_queries) if remembered_queries > 0 else None
         )
 
-    async def search(self, query: str, k: int | None = None) -> list[Passage]:
+    async def search(
+        self, query: str, k: int | None = None, *, sources: Sequence[str] | None = None
+    ) -> list[Passage]:
         """Best passages first, at most `k` (default `SEARCH_TOP_K`); empty for a blank query.
+        `sources` limits the search to those sources (a space's): the "not covered" judgement
+        then sees only their passages too.
 
         Raises the store's `StoreUnavailable` / `IndexModelMismatch` unchanged: their messages
         tell the user what to do.
@@ -56,7 +60,7 @@ class Retriever:
             return []
         floor = self._settings.search_min_similarity
         judge = self.coverage_judge
-        hits = await self.fetch(query, wanted, similarity=judge is not None or bool(floor))
+        hits = await self.fetch(query, wanted, similarity=judge is not None or bool(floor), sources=sources)
         if floor is not None and not covered(query, hits, floor):
             return []  # an explicit cosine floor (the rule before the coverage judgement)
         if judge is not None and not judge.covered(query, hits):
@@ -85,7 +89,9 @@ class Retriever:
             return None
         return measured if threshold is None else replace(measured, threshold=threshold)
 
-    async def fetch(self, query: str, wanted: int, *, similarity: bool = False) -> list[SearchHit]:
+    async def fetch(
+        self, query: str, wanted: int, *, similarity: bool = False, sources: Sequence[str] | None = None
+    ) -> list[SearchHit]:
         """The raw hits behind `wanted` passages (before merging, de-duplication and the floor)."""
         return await self._store.search(
             query,
@@ -95,6 +101,7 @@ class Retriever:
             alpha=self._settings.search_alpha,
             fusion=self._settings.search_fusion,
             similarity=similarity,
+            sources=sources,
         )
 
     async def _query_vector(self, query: str) -> list[float]:

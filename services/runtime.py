@@ -17,6 +17,7 @@ from data.weaviate_connection import WeaviateConnection
 from services.chatkit_service import ChatService, create_chat_service
 from services.indexer import Indexer
 from services.rag import Retriever
+from services.spaces.directory import Spaces
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,10 @@ class Runtime:
     retriever: Retriever
     indexer: Indexer
     chat: ChatService
+    spaces: Spaces = field(init=False)  # which sources each chat place searches (docs/spaces.md)
+
+    def __post_init__(self) -> None:
+        self.spaces = Spaces(self.settings, self.database.spaces)
 
     async def health(self) -> dict[str, ComponentHealth]:
         """The vector store (with the embedded server's restarts), the Weaviate nodes and the database,

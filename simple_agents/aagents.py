@@ -77,8 +77,9 @@ class PassageSearch(Protocol):
     the records and the settings below it.
     """
 
-    async def search(self, query: str) -> list[Passage]:
-        """The best passages for `query`, best first; empty when the docs don't cover it."""
+    async def search(self, query: str, *, sources: Sequence[str] | None = None) -> list[Passage]:
+        """The best passages for `query`, best first; empty when the docs don't cover it.
+        `sources`: only these sources' passages (the space of the conversation)."""
         ...
 
     async def score_sentences(self, query: str, sentences: Sequence[str]) -> list[float]:
@@ -120,7 +121,7 @@ def make_search_tool(retriever: PassageSearch) -> FunctionTool:
         context = ctx.context
         if isinstance(context, AgentContext):
             await context.stream(ProgressUpdateEvent(icon="search", text=f"Searching the docs: {query}"))
-        passages = await retriever.search(query)
+        passages = await retriever.search(query, sources=_scope(context))
         if not passages:
             return NO_MATCHES
         if isinstance(context, DocsAgentContext):
@@ -128,6 +129,13 @@ def make_search_tool(retriever: PassageSearch) -> FunctionTool:
         return format_numbered(list(enumerate(passages, start=1)))
 
     return search_docs
+
+
+def _scope(context: object) -> Sequence[str] | None:
+    """The sources this turn may search: its request context's (a chat place's space), else all."""
+    request = getattr(context, "request_context", None)
+    sources = getattr(request, "sources", None)
+    return None if sources is None else tuple(sources)
 
 
 def format_numbered(numbered: Sequence[tuple[int, Passage]]) -> str:

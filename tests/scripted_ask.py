@@ -8,7 +8,7 @@ adapters are tested without Weaviate or a model; their end-to-end tests use the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -50,14 +50,21 @@ class ScriptedAsk:
     script: Script = answer_with_sources
     delay: float = 0.0  # seconds before each event, like a model streaming
     asks: list[Ask] = field(default_factory=list)
+    scopes: list[tuple[str, ...] | None] = field(default_factory=list)  # each ask's `sources`
     conversations: set[str] = field(default_factory=set)  # answered (or failed) at least once
     feedback: list[tuple[str, bool, str | None]] = field(default_factory=list)
     feedback_error: Exception | None = None  # raised by `record_feedback` (a failing store)
 
     async def ask(
-        self, conversation_key: str, text: str, *, user_id: str | None = None
+        self,
+        conversation_key: str,
+        text: str,
+        *,
+        user_id: str | None = None,
+        sources: Sequence[str] | None = None,
     ) -> AsyncIterator[AskEvent]:
         self.asks.append(Ask(conversation_key, text, user_id))
+        self.scopes.append(None if sources is None else tuple(sources))
         events = self.script(conversation_key, text)
         if isinstance(events, Exception):
             raise events

@@ -31,7 +31,9 @@ async def test_site_counts_bodies_and_304s_but_not_its_control_requests(tmp_path
             assert first.status == 200
             etag = first.headers["ETag"]
             await first.read()
-        async with client.get(site.folder_url("m") + "guide/a.html", headers={"If-None-Match": etag}) as again:
+        async with client.get(
+            site.folder_url("m") + "guide/a.html", headers={"If-None-Match": etag}
+        ) as again:
             assert again.status == 304
         async with client.get(site.folder_url("m") + "missing.html") as missing:
             assert missing.status == 404

@@ -316,7 +316,7 @@ def index_result(added: int) -> IndexResult:
         unchanged=1,
         deleted=0,
         failed=1,
-        failures=[IndexFailure("docs/bad.pdf", "not a PDF")],
+        failures=[IndexFailure("docs/bad.pdf", "not a PDF", "docs")],
         chunks_written=added * 4,
         embeddings_computed=added * 4,
         seconds=1.5,
@@ -332,5 +332,5 @@ async def test_index_run_log(database: Database) -> None:
     await database.index_runs.record_run(index_result(5))
     last = await database.index_runs.last_run()
     assert last is not None and last["added"] == 5 and last["chunks_written"] == 20
-    assert last["failures"] == [{"path": "docs/bad.pdf", "reason": "not a PDF"}]
+    assert last["failures"] == [{"path": "docs/bad.pdf", "reason": "not a PDF", "source": "docs"}]
     assert datetime.fromisoformat(last["recorded_at"]).tzinfo is not None

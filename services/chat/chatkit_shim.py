@@ -5,7 +5,8 @@ builds anew for every request (~12 ms of schema building per message) and serial
 for HTTP. We parse once with a prebuilt adapter and hand chat adapters the events as objects, which
 needs the three private methods below. openai-chatkit is pinned (<1.7), and `require_private_api`
 fails loudly, naming the method, when an upgrade renames or reshapes one of them;
-tests/test_chatkit_shim.py runs that check against the installed version.
+tests/test_chatkit_shim.py runs that check against the installed version. `TrappedRun` lets
+chatkit finish its bookkeeping when the agent run fails.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import inspect
 from collections.abc import AsyncIterator
 from typing import Any
 
+from agents import RunResultStreaming, StreamEvent
 from chatkit.server import ChatKitServer, NonStreamingResult, StreamingResult
 from chatkit.types import ChatKitReq, ThreadStreamEvent, is_streaming_req
 
@@ -59,3 +61,22 @@ def stream_events(
 ) -> AsyncIterator[ThreadStreamEvent]:
     """The events of a streaming request as objects, stored exactly as `process` stores them."""
     return server._process_streaming_impl(request, context)  # type: ignore[arg-type]
+
+
+class TrappedRun:
+    """Stands in for the run result in `stream_agent_response`: its stream ends instead of raising.
+
+    chatkit then finishes its own bookkeeping (and its internal event-queue task) normally, and
+    `respond` reports the kept error as a chatkit error event.
+    """
+
+    def __init__(self, result: RunResultStreaming) -> None:
+        self.result = result
+        self.error: Exception | None = None
+
+    async def stream_events(self) -> AsyncIterator[StreamEvent]:
+        try:
+            async for event in self.result.stream_events():
+                yield event
+        except Exception as exc:
+            self.error = exc

@@ -6,7 +6,7 @@ Nothing here knows Slack or Discord.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -60,8 +60,19 @@ AskEvent = Status | TextDelta | Answer | AskFailed
 class AskService(Protocol):
     """What adapters need from the chatkit service."""
 
-    def ask(self, conversation_key: str, text: str, *, user_id: str | None = None) -> AsyncIterator[AskEvent]:
-        """Add `text` to the conversation and stream the reply; always ends in `Answer` or `AskFailed`."""
+    def ask(
+        self,
+        conversation_key: str,
+        text: str,
+        *,
+        user_id: str | None = None,
+        sources: Sequence[str] | None = None,
+    ) -> AsyncIterator[AskEvent]:
+        """Add `text` to the conversation and stream the reply; always ends in `Answer` or `AskFailed`.
+
+        `sources` (names) is what this turn may search: the space of the place it was asked in;
+        None searches every source.
+        """
         ...
 
     async def has_conversation(self, conversation_key: str) -> bool:

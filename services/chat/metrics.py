@@ -8,7 +8,7 @@ abandoned half-way mean the same in `/metrics` for every adapter.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Literal
 
 from chatkit.types import (
@@ -77,11 +77,16 @@ class MeteredAskService:
         self._adapter = adapter
 
     async def ask(
-        self, conversation_key: str, text: str, *, user_id: str | None = None
+        self,
+        conversation_key: str,
+        text: str,
+        *,
+        user_id: str | None = None,
+        sources: Sequence[str] | None = None,
     ) -> AsyncIterator[AskEvent]:
         meter = _AskMeter(self._adapter)
         try:
-            async for event in self._inner.ask(conversation_key, text, user_id=user_id):
+            async for event in self._inner.ask(conversation_key, text, user_id=user_id, sources=sources):
                 if isinstance(event, TextDelta):
                     meter.text()
                 elif isinstance(event, Answer):

@@ -39,6 +39,8 @@ class RequestContext:
     # The adapter conversation ("slack:…", "discord:…", "cli:…") a chat adapter's turn belongs
     # to; None when the request came through POST /chatkit, as the ChatKit user `user_id`.
     conversation_key: str | None = None
+    # The sources this turn may search (the space of the place it was asked in); None: all.
+    sources: tuple[str, ...] | None = None
     # The newest items read per thread during this request, until it writes to that thread:
     # chatkit reads the last two items right after the history was read.
     newest_items: dict[str, Page[ThreadItem]] = field(default_factory=dict)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from configs.config import Settings
 from data.embeddings import Embedder
-from data.errors import IndexModelMismatch
+from data.errors import IndexModelMismatch, IndexSchemaOutdated
 from data.leases import LeaseLost
 from data.records import DocumentState
 from data.vector_store import IndexWriter, VectorStore
@@ -128,6 +128,10 @@ class IndexRun:
         if not self.full:
             try:
                 writer = await self.store.open_writer(rebuild=False, model_id=model_id, dimension=dimension)
+            except IndexSchemaOutdated as exc:
+                self.ledger.notes.append(f"index format changed: rebuilt fully ({exc})")
+                self.ledger.full = True
+                self.ledger.set(full=True)
             except IndexModelMismatch as exc:
                 self.ledger.notes.append(f"embedding model changed: rebuilt fully with {model_id} ({exc})")
                 self.ledger.full = True

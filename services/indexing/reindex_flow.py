@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -177,8 +177,19 @@ class ReindexFlow:
         self.pacing = pacing
         self.public_status = public_status  # False: the status, too, is for admins only
 
-    async def handle(self, option: str, *, check_admin: AdminCheck, output: ReindexOutput) -> None:
-        """Answer one command; a started run reports through `output.update` until it ends."""
+    async def handle(
+        self,
+        option: str,
+        *,
+        check_admin: AdminCheck,
+        output: ReindexOutput,
+        scope: Sequence[str] | None = None,
+    ) -> None:
+        """Answer one command; a started run reports through `output.update` until it ends.
+
+        `scope`: the sources an incremental run without names refreshes (the channel's spaces');
+        a full rebuild always reads every source (it replaces the whole index).
+        """
         mode, names = parse_command(option)
         if mode == "help":
             await output.reply(Help())
@@ -191,7 +202,9 @@ class ReindexFlow:
         if unknown:  # a lone unknown word is more likely a mistyped mode than a source
             lone = len(names) == 1 and option.split()[0].lower() not in MODES
             await output.reply(
-                UnknownMode(names[0].lower()) if lone else UnknownSource(tuple(unknown), tuple(known))
+                UnknownMode(names[0].lower(), tuple(known))
+                if lone
+                else UnknownSource(tuple(unknown), tuple(known))
             )
             return
         refusal = await check_admin()
@@ -201,7 +214,10 @@ class ReindexFlow:
         if mode == "status":
             await output.reply(await self._status())
             return
-        await self._start(mode == "full", names, tuple(names or known), output)
+        full = mode == "full"
+        if not names and not full and scope is not None:
+            names = [name for name in known if name in scope]
+        await self._start(full, names, tuple(names or known), output)
 
     async def _status(self) -> Status:
         lines = await self.reindexer.sources.status_lines()

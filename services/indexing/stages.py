@@ -178,7 +178,10 @@ class Stages:
             finally:
                 await scan.aclose()
             outcome.complete = scan.complete and not failed
-            self.ledger.notes.extend(f"{source.name}: {note}" for note in scan.notes)
+            named = (f"{source.name}: ", f"{getattr(source, 'location', source.name)}: ")
+            self.ledger.notes.extend(
+                note if note.startswith(named) else f"{source.name}: {note}" for note in scan.notes
+            )
             self.reads.append(SourceRead(source, scan, known, failed))
         for _ in range(PARSE_WORKERS):
             await out.put(None)
@@ -234,9 +237,13 @@ class Stages:
         """Put the document's chunks in slices, chunking as the queue takes them, then its `_Work`."""
         document = parsed.document
         count = 0
+        name = item.source.name
         async for part in chunk_slices(document, self.settings, self.batch_size):
-            if parsed.anchors:  # a citation per heading: the page at its nearest heading's #fragment
-                part = [dataclasses.replace(c, source=parsed.citation(c.heading_path)) for c in part]
+            # Each chunk names its source (spaces search by it) and, for a page with heading ids,
+            # cites the page at its nearest heading's #fragment.
+            part = [
+                dataclasses.replace(c, source_name=name, source=parsed.citation(c.heading_path)) for c in part
+            ]
             count += len(part)
             await out.put(part)
         self.ledger.notes.extend(f"{document.source}: {note}" for note in document.notes)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 
 from chatkit.types import (
     AssistantMessageContent,
@@ -50,14 +50,19 @@ class RecordingAskService:
         self._space_of = space_of
 
     async def ask(
-        self, conversation_key: str, text: str, *, user_id: str | None = None
+        self,
+        conversation_key: str,
+        text: str,
+        *,
+        user_id: str | None = None,
+        sources: Sequence[str] | None = None,
     ) -> AsyncGenerator[AskEvent, None]:
         started = time.perf_counter()
         first_text_ms: int | None = None
         answer: Answer | None = None
         failure: str | None = None
         try:
-            async for event in self._inner.ask(conversation_key, text, user_id=user_id):
+            async for event in self._inner.ask(conversation_key, text, user_id=user_id, sources=sources):
                 if isinstance(event, TextDelta) and first_text_ms is None:
                     first_text_ms = _ms_since(started)
                 elif isinstance(event, Answer):

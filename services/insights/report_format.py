@@ -167,6 +167,11 @@ def _feedback_lines(report: Report, show_user_ids: bool) -> Iterator[str]:
         yield f"  - {source.location}: {source.downvoted_answers} answers"
     humans = ", ".join(f"{place} {count}" for place, count in fb.human_requests.items())
     yield f"  Ask a human: {humans or 'none recorded'}"
+    if fb.human_answers:
+        yield "  Questions the docs did not answer, and what a person replied (docs to write):"
+    for pair in fb.human_answers:
+        reply = f"{pair.expert}: “{pair.reply}”" if pair.reply else "waiting for an expert"
+        yield f"  - [{pair.space}] “{pair.question}” → {reply}"
 
 
 def _usage_lines(report: Report) -> Iterator[str]:
@@ -251,6 +256,9 @@ def _csv_rows(report: Report, show_user_ids: bool) -> Iterator[tuple[str, str, s
         yield "feedback", f"source:{source['location']}", "downvoted_answers", source["downvoted_answers"]
     for place, count in fb["human_requests"].items():
         yield "feedback", f"human:{place}", "requests", count
+    for number, pair in enumerate(fb["human_answers"], 1):
+        for metric in ("space", "question", "expert", "reply"):
+            yield "feedback", f"human_answer:{number}", metric, pair[metric] or ""
     usage = data["usage"]
     for day in usage["by_day"]:
         yield (

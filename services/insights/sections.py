@@ -14,6 +14,7 @@ from datetime import date
 
 import numpy as np
 
+from data.spaces_store import HumanAnswer
 from services.insights.dataset import Dataset
 from services.insights.records import ANSWERED, HUMAN_REQUESTED, NOT_COVERED, UNANSWERED, SourceRef
 
@@ -100,6 +101,8 @@ class Feedback:
     worst_answers: list[RatedAnswer]
     blamed_sources: list[BlamedSource]
     human_requests: dict[str, int]  # place -> "Ask a human" replies (recorded once spaces exist)
+    # Questions the docs did not answer with what an expert replied: docs changes to write.
+    human_answers: list[HumanAnswer] = field(default_factory=list)
 
     @property
     def rate(self) -> float | None:

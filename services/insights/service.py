@@ -7,6 +7,7 @@ the index's state when it was given them.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Callable
@@ -117,12 +118,13 @@ class InsightsService:
     async def report(self, filters: Filters) -> Report:
         data = await load_dataset(self.database, filters)
         clusters = await cluster_gaps(data.turns, self.embedder, self.config.cluster_distance, self._vectors)
+        humans = await self.database.spaces.human_answers(filters.since, filters.space)
         return Report(
             filters=filters,
             generated_at=self.clock(),
             overview=overview(data),
             coverage_gaps=clusters,
-            feedback=feedback(data),
+            feedback=dataclasses.replace(feedback(data), human_answers=humans),
             usage=usage(data),
             index=await self.index_health(),
         )

@@ -14,21 +14,17 @@ The sources file (TOML) names each source, so a name means the same thing to `in
     max_pages = 500                    # WEB_MAX_PAGES for this source
     max_depth = 4                      # WEB_MAX_DEPTH for this source
 
-The file is validated as a whole when it is loaded; a mistake is one `SourcesFileError` naming
-the file and the key, never a run that silently indexes less.
+The file (`sources_file`) is validated as a whole when it is loaded; a mistake is one
+`SourcesFileError` naming the file and the key, never a run that silently indexes less.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import re
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from configs.config import Settings
 from configs.errors import UserFacingError
@@ -37,32 +33,10 @@ from services.sources.build import SourceOptions, build_source
 from services.sources.contract import Source
 from services.sources.filtering import FilteredSource
 from services.sources.naming import LocalSpec, SourceSpec, parse_source
+from services.sources.sources_file import SourcesFile, SourcesFileError
 from services.sources.web_client import WebLimits
 
 __all__ = ["Catalog", "SourceEntry", "SourcesFileError", "load_catalog", "source_options"]
-
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-
-
-class SourcesFileError(UserFacingError):
-    """The sources file cannot be used; the message names the file and what is wrong."""
-
-
-class _SourceModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    location: str = Field(min_length=1)
-    include: list[str] = Field(default_factory=list)
-    exclude: list[str] = Field(default_factory=list)
-    refresh_minutes: float | None = Field(None, ge=0.0)
-    max_pages: int | None = Field(None, ge=1)
-    max_depth: int | None = Field(None, ge=0)
-
-
-class _FileModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    sources: dict[str, _SourceModel] = Field(min_length=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,25 +133,9 @@ def load_catalog(settings: Settings) -> Catalog:
     path = settings.sources_file
     if path is None:
         return Catalog(tuple(SourceEntry(spec.name, spec) for spec in map(parse_source, settings.docs_paths)))
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SourcesFileError(f"SOURCES_FILE {path} cannot be read: {exc.strerror or exc}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise SourcesFileError(f"SOURCES_FILE {path} is not valid TOML: {exc}") from None
-    try:
-        model = _FileModel.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
-        )
-        raise SourcesFileError(f"SOURCES_FILE {path}: {problems}") from None
+    model = SourcesFile.read(path)
     entries = []
     for name, source in model.sources.items():
-        if not _valid_name(name):
-            raise SourcesFileError(
-                f"SOURCES_FILE {path}: the source name '{name}' must be letters, digits, '.', '_' or '-'"
-            )
         try:
             spec = _spec(source.location, path.parent)
         except UserFacingError as exc:
@@ -194,10 +152,6 @@ def load_catalog(settings: Settings) -> Catalog:
             )
         )
     return Catalog(tuple(entries), path)
-
-
-def _valid_name(name: str) -> bool:
-    return re.fullmatch(NAME_PATTERN, name) is not None
 
 
 def source_options(settings: Settings) -> SourceOptions:
