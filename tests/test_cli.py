@@ -155,3 +155,39 @@ def test_console_chat_keeps_the_conversation(cli_env: dict[str, str]) -> None:
     conversations, items = asyncio.run(stored())
     assert conversations == 1  # one console conversation ...
     assert items >= 4  # ... holding both questions and both answers
+
+
+def test_named_sources_and_spaces_from_the_command_line(
+    cli_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, text in {
+        "billing": "# Invoices\n\nInvoices are sent on the first working day of the month.\n",
+        "ops": "# Backups\n\nBackups run every night at 02:00 and are kept for 35 days.\n",
+    }.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / f"{name}.md").write_text(text)
+    sources = tmp_path / "sources.toml"
+    sources.write_text(
+        '[sources.billing]\nlocation = "billing"\n[sources.ops]\nlocation = "ops"\n'
+        '[spaces.finance]\nsources = ["billing"]\n'
+    )
+    monkeypatch.setenv("SOURCES_FILE", str(sources))
+
+    code, out = run("index", "--source", "nope")
+    assert (code == 2 and "Unknown source nope" in out + str(out)) or code == 2
+    code, out = run("index", "--source", "billing")
+    assert code == 0 and "1 documents seen: 1 added" in out, out
+    code, out = run("index")
+    assert code == 0 and "1 added" in out and "1 unchanged" in out, out
+
+    code, out = run("search", "--json", "--space", "finance", "How long are backups kept?")
+    titles = [r["title"] for r in json.loads(out)["results"]]
+    assert code == 0 and "Backups" not in titles, out  # the finance space holds only billing
+    code, out = run("search", "--json", "How long are backups kept?")
+    assert json.loads(out)["results"][0]["title"] == "Backups"
+    code, out = run("search", "--space", "nowhere", "backups")
+    assert code == 1
+
+    code, out = run("status")
+    assert code == 0 and "Sources:" in out, out
+    assert "billing (local " in out and "ops (local " in out and "refreshed on demand" in out
