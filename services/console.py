@@ -117,6 +117,17 @@ def search_lines(query: str, passages: Sequence[Passage], *, as_json: bool) -> l
     return lines
 
 
+async def _space_report(runtime: Runtime) -> list[dict[str, Any]]:
+    """Each space with its sources (None: every source); only when the sources file names spaces."""
+    file = await runtime.spaces.file()
+    if file is None or not file.spaces:
+        return []
+    return [
+        {"name": name, "sources": await runtime.spaces.sources_of(name)}
+        for name in await runtime.spaces.names()
+    ]
+
+
 async def status_report(runtime: Runtime) -> tuple[dict[str, Any], ClusterHealth]:
     """What `main.py status` shows (as JSON-ready data): the index, the embedder, the model, the last
     run, and the Weaviate nodes."""
@@ -138,6 +149,7 @@ async def status_report(runtime: Runtime) -> tuple[dict[str, Any], ClusterHealth
         "language_model": settings.chat_model if settings.llm_configured else None,
         "last_run": await runtime.database.index_runs.last_run(),
         "sources": [status.to_dict() for status in await sources.statuses()],
+        "spaces": await _space_report(runtime),
         "weaviate": {
             **cluster.to_dict(),
             "new_index_replication_factor": settings.weaviate_replication_factor,
@@ -162,5 +174,14 @@ def status_lines(info: dict[str, Any], cluster: ClusterHealth, settings: Setting
         lines.append("Sources:")
         now = datetime.now(UTC)
         lines.extend(f"  {describe_source(source, now)}" for source in info["sources"])
+    documents = {
+        source["name"]: (source.get("last_run") or {}).get("documents", 0) for source in info["sources"]
+    }
+    if info["spaces"]:
+        lines.append("Spaces:")
+    for space in info["spaces"]:
+        names = space["sources"] if space["sources"] is not None else list(documents)
+        count = sum(documents.get(name, 0) for name in names)
+        lines.append(f"  {space['name']}: {', '.join(names) or 'no sources'} — {count} documents")
     lines.extend(cluster.describe(settings.weaviate_replication_factor))
     return lines

@@ -191,3 +191,4 @@ def test_named_sources_and_spaces_from_the_command_line(
     code, out = run("status")
     assert code == 0 and "Sources:" in out, out
     assert "billing (local " in out and "ops (local " in out and "refreshed on demand" in out
+    assert "  finance: billing — 1 documents" in out and "  default: billing, ops — 2 documents" in out
