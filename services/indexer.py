@@ -221,6 +221,15 @@ class Indexer(Reindexer):
         task.add_done_callback(lambda t: self._background_done(t, reported=on_done is not None))
         return task
 
+    async def cancel_background(self) -> None:
+        """Stop runs started with `start_background` (a `/reindex` in chat) and wait until each has
+        recorded that it was interrupted and released its lease: `serve` calls it while stopping,
+        before the database closes, so the next replica can index at once."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     def _background_done(self, task: asyncio.Task[IndexResult], *, reported: bool) -> None:
         self._tasks.discard(task)
         if task.cancelled():

@@ -499,3 +499,20 @@ async def test_a_run_whose_lease_was_taken_stops_before_its_next_write(
     assert await store.stats() == before  # not one chunk of the changed file was written
     last = await database.index_runs.last_run()
     assert last is not None and last["status"] == "failed"
+
+
+async def test_cancelling_background_runs_records_them_and_frees_the_lease(
+    indexer: Indexer, database: Database, store: WeaviateVectorStore
+) -> None:
+    """What `serve` does while it stops: a chat-started reindex is interrupted, says so in the run
+    log, and gives its lease back before the database closes (the next replica may index at once)."""
+    started = asyncio.Event()
+    indexer.start_background(on_progress=lambda progress: started.set(), progress_interval=0.0)
+    await asyncio.wait_for(started.wait(), 30)
+    await indexer.cancel_background()
+
+    assert not indexer.running
+    run = await database.index_runs.last_run()
+    assert run is not None and run["status"] == "interrupted"
+    async with database.sessions() as session:
+        assert await session.get(LeaseRow, f"index:{store.settings.weaviate_collection}") is None
