@@ -16,7 +16,9 @@ Werkzeug, Jinja and Click manuals: ranking, abstention and offline answers at th
 tuned on), latency (`ask` at
 1/10/50 concurrent conversations), memory (`serve` peak RSS), sources (a website and a Git
 repository through the sources: full, incremental and unchanged runs, and the peers' web loaders
-on the same site; writes its section of docs/benchmarks.md), report. One Weaviate server is
+on the same site; writes its section of docs/benchmarks.md), replicas (one `serve` vs two on one
+PostgreSQL through Slack HTTP events at 10 and 50 concurrent conversations; writes its section),
+report. One Weaviate server is
 started for the whole run; results are kept in bench/.work/results/*.json.
 """
 
@@ -39,7 +41,9 @@ from bench import (
     pallets,
     quality,
     relevance,
+    replicas_bench,
     report,
+    report_replicas,
     report_sources,
     rerank,
     rerank_latency,
@@ -65,11 +69,13 @@ PARTS = (
     "latency",
     "memory",
     "sources",
+    "replicas",
     "report",
 )
 SERVER_PARTS = set(PARTS) - {"dataset", "report"}  # the parts that need the bench Weaviate
 FOLLOW_UP_SET = "git"  # the set with two-turn conversations (bench.build_git)
 REPORT_SET = "pallets"  # the report set written by hand (bench.build_pallets); nothing is tuned on it
+REPLICAS_SET = "python"  # the smallest set: the replicas part measures serving, not the index
 
 
 async def run(
@@ -86,6 +92,7 @@ async def run(
             *speed_names,
             *([FOLLOW_UP_SET] if {"coverage", "followups", "answers", "rerank"} & set(parts) else []),
             *([REPORT_SET] if "pallets" in parts else []),
+            *([REPLICAS_SET] if "replicas" in parts else []),
         }
         missing = [n for n in wanted if not (DATASETS_DIR / n / "queries.jsonl").is_file()]
         if missing:
@@ -157,6 +164,13 @@ async def run(
                 print("sources", flush=True)
                 quality.save("sources", await sources_bench.measure(server, describe()))
                 print(f"wrote {report_sources.write_section()}")
+            if "replicas" in parts:
+                print("replicas", flush=True)
+                small = load_dataset(REPLICAS_SET)
+                built = await engine.ensure_index(small, quality.BASE_INDEX)
+                index = {"documents": built.seen, "chunks": built.chunks_written}
+                quality.save("replicas", await replicas_bench.measure(server, small, index, describe()))
+                print(f"wrote {report_replicas.write_section()}")
         finally:
             await engine.close()
     if {"ingest", "peers", "latency", "memory"} & set(parts):  # where the machine's state matters

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench import report_text
 from bench.quality import load
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
@@ -82,18 +83,4 @@ def _load(values: list[float]) -> str:
 
 def write_section(doc: Path = DOC) -> Path:
     """Replace (or add) this section in docs/benchmarks.md, leaving the rest of the page alone."""
-    body: list[str] = [f"{HEADING}\n"]
-    cluster_section(body)
-    section = "\n".join(body).rstrip() + "\n\n"
-    text = doc.read_text(encoding="utf-8") if doc.is_file() else "# Benchmarks\n\n"
-    if HEADING in text:
-        start = text.index(HEADING)
-        end = text.find("\n## ", start + len(HEADING))
-        text = text[:start] + section + (text[end + 1 :] if end != -1 else "")
-    elif _BEFORE in text:
-        at = text.index(_BEFORE)
-        text = text[:at] + section + text[at:]
-    else:
-        text = text.rstrip() + "\n\n" + section
-    doc.write_text(text.rstrip() + "\n", encoding="utf-8")
-    return doc
+    return report_text.write_section(HEADING, cluster_section, before=_BEFORE, doc=doc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench import report_text
 from bench.quality import load
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,18 +106,4 @@ def index_memory_section(out: list[str]) -> None:
 
 def write_section(doc: Path = DOC) -> Path:
     """Replace (or add) this section in docs/benchmarks.md, leaving the rest of the page alone."""
-    body: list[str] = [f"{HEADING}\n"]
-    index_memory_section(body)
-    section = "\n".join(body).rstrip() + "\n\n"
-    text = doc.read_text(encoding="utf-8") if doc.is_file() else "# Benchmarks\n\n"
-    if HEADING in text:
-        start = text.index(HEADING)
-        end = text.find("\n## ", start + len(HEADING))
-        text = text[:start] + section + (text[end + 1 :] if end != -1 else "")
-    elif _AFTER in text:
-        after = text.find("\n## ", text.index(_AFTER) + len(_AFTER))
-        text = text[: after + 1] + section + text[after + 1 :] if after != -1 else text + "\n" + section
-    else:
-        text = text.rstrip() + "\n\n" + section
-    doc.write_text(text.rstrip() + "\n", encoding="utf-8")
-    return doc
+    return report_text.write_section(HEADING, index_memory_section, before=None, after=_AFTER, doc=doc)

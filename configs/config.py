@@ -128,6 +128,8 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
     chatkit_api_token: SecretStr | None = None
+    # SIGTERM: seconds in-flight answers get to finish after readiness turns false (then cut short).
+    shutdown_grace_seconds: float = Field(20.0, ge=0.0, le=3600.0)
 
     # --- Slack --------------------------------------------------------------------------
     slack_bot_token: SecretStr | None = None
@@ -136,6 +138,8 @@ class Settings(BaseSettings):
     slack_api_url: str = "https://slack.com/api/"
     slack_admin_user_ids: CommaList = Field(default_factory=list)
     slack_reindex_command: str = Field("/reindex", pattern=r"^/[a-z0-9_-]+$")
+    # The command that shows and changes a channel's spaces and answer mode (docs/spaces.md).
+    slack_spaces_command: str = Field("/docs-bot", pattern=r"^/[a-z0-9_-]+$")
     slack_answer_bots: bool = False
     slack_dedup_ttl_seconds: int = Field(3600, ge=60)
 

@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -49,6 +49,12 @@ SeqType = BigInteger().with_variant(Integer(), "sqlite")
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+# CREATE TABLE is not safe against itself: two processes creating the same tables at once fail
+# (PostgreSQL: a unique violation in pg_type; SQLite: "already exists"). An advisory lock (any
+# fixed key) serialises them on PostgreSQL; on SQLite the loser retries and finds them there.
+_CREATE_LOCK = 7_356_218_004
 
 
 class Base(DeclarativeBase):
@@ -184,14 +190,24 @@ class Database:
         try:
             if self.is_sqlite and database and database != ":memory:" and not database.startswith("file:"):
                 await asyncio.to_thread(Path(database).parent.mkdir, parents=True, exist_ok=True)
-            async with self.engine.begin() as conn:
-                await conn.run_sync(Base.metadata.create_all)
-                await conn.run_sync(LeaseBase.metadata.create_all)
-                await conn.run_sync(RunLogBase.metadata.create_all)
-                await conn.run_sync(SpacesBase.metadata.create_all)
-                await conn.run_sync(_add_thread_owners)
+            for attempt in range(5):
+                try:
+                    await self._create_tables()
+                    break
+                except OperationalError as exc:  # SQLite: another process is creating them too
+                    if attempt == 4 or not any(words in str(exc) for words in ("already exists", "locked")):
+                        raise
+                    await asyncio.sleep(0.1 * (attempt + 1))
         except (OSError, SQLAlchemyError) as exc:  # refused, unknown host, timeout, login, permissions
             raise self.unusable(exc) from exc
+
+    async def _create_tables(self) -> None:
+        async with self.engine.begin() as conn:
+            if not self.is_sqlite:  # replicas starting together: one creates, the others wait
+                await conn.execute(text(f"SELECT pg_advisory_xact_lock({_CREATE_LOCK})"))
+            for base in (Base, LeaseBase, RunLogBase, SpacesBase):
+                await conn.run_sync(base.metadata.create_all)
+            await conn.run_sync(_add_thread_owners)
 
     def unusable(self, exc: BaseException) -> DatabaseUnavailable:
         """One line: which database (no credentials), the driver's reason, and the setting to check."""

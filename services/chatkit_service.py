@@ -198,6 +198,7 @@ class ChatService:
         *,
         user_id: str | None = None,
         sources: Sequence[str] | None = None,
+        space: str | None = None,  # recorded by `RecordingAskService`; the search needs `sources`
     ) -> AsyncIterator[AskEvent]:
         """Status at once, then text deltas, then `Answer`; any failure ends in `AskFailed`."""
         yield Status(STATUS_TEXT)

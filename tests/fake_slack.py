@@ -26,6 +26,7 @@ BOT_USER_ID = "U0BOT"
 BOT_ID = "B0BOT"
 ADMIN_USER_ID = "U0ADMIN"
 MEMBER_USER_ID = "U0MEMBER"
+CHANNEL_ID = "C0CHAN"
 
 
 @dataclass
@@ -51,6 +52,7 @@ class FakeSlack:
             ADMIN_USER_ID: {"id": ADMIN_USER_ID, "name": "ada", "is_admin": True, "is_owner": False},
             MEMBER_USER_ID: {"id": MEMBER_USER_ID, "name": "mel", "is_admin": False, "is_owner": False},
         }
+        self.usergroups: dict[str, list[str]] = {}  # user group id (S...) -> member user ids
         self.responses: list[tuple[str, dict[str, Any], float]] = []  # response_url posts
         self.socket_acks: list[dict[str, Any]] = []
         self._socket: web.WebSocketResponse | None = None
@@ -99,6 +101,10 @@ class FakeSlack:
                 if call.result.get("ts"):
                     posted.add(str(call.result["ts"]))
         return found
+
+    def ephemerals(self, user: str) -> list[Call]:
+        """The `chat.postEphemeral` calls that showed a message to `user`."""
+        return [call for call in self.calls_to("chat.postEphemeral") if call.args.get("user") == user]
 
     def streams(self, thread_ts: str) -> list[list[Call]]:
         """The streamed messages in a thread, each as its startStream/appendStream/stopStream calls."""
@@ -173,6 +179,11 @@ class FakeSlack:
             }
         if method in ("chat.postMessage", "chat.startStream"):
             return {"channel": args.get("channel"), "ts": self._next_ts()}
+        if method == "chat.postEphemeral":
+            return {"message_ts": self._next_ts()}
+        if method == "usergroups.users.list":
+            members = self.usergroups.get(str(args.get("usergroup")))
+            return {"users": members} if members is not None else {"ok": False, "error": "no_such_subteam"}
         if method in ("chat.update", "chat.appendStream", "chat.stopStream"):
             return {"channel": args.get("channel"), "ts": args.get("ts")}
         if method == "users.info":
@@ -270,12 +281,14 @@ class SlackSender:
     async def event(self, body: dict[str, Any], **kwargs: Any) -> tuple[int, str]:
         return await self.post(json.dumps(body), "application/json", **kwargs)
 
-    async def command(self, command: str, text: str, *, user_id: str, response_url: str) -> tuple[int, str]:
+    async def command(
+        self, command: str, text: str, *, user_id: str, response_url: str, channel: str = CHANNEL_ID
+    ) -> tuple[int, str]:
         form = {
             "token": "legacy",
             "team_id": TEAM_ID,
             "team_domain": "fake",
-            "channel_id": "C0CHAN",
+            "channel_id": channel,
             "channel_name": "general",
             "user_id": user_id,
             "user_name": user_id.lower(),
@@ -294,16 +307,31 @@ class SlackSender:
 
 
 def button_click(
-    action_id: str, value: str, *, user_id: str, response_url: str, channel: str
+    action_id: str,
+    value: str,
+    *,
+    user_id: str,
+    response_url: str,
+    channel: str,
+    block_id: str = "answer_feedback",
+    thread_ts: str | None = None,
 ) -> dict[str, Any]:
     """A `block_actions` payload for a click on one of our buttons."""
+    container: dict[str, Any] = {
+        "type": "message",
+        "channel_id": channel,
+        "message_ts": "1.0",
+        "is_ephemeral": False,
+    }
+    if thread_ts is not None:
+        container["thread_ts"] = thread_ts
     return {
         "type": "block_actions",
         "team": {"id": TEAM_ID, "domain": "fake"},
         "user": {"id": user_id, "username": user_id.lower(), "team_id": TEAM_ID},
         "api_app_id": "A0APP",
         "token": "legacy",
-        "container": {"type": "message", "channel_id": channel, "message_ts": "1.0", "is_ephemeral": False},
+        "container": container,
         "trigger_id": "1.2.3",
         "channel": {"id": channel, "name": "general"},
         "response_url": response_url,
@@ -311,7 +339,7 @@ def button_click(
             {
                 "type": "button",
                 "action_id": action_id,
-                "block_id": "answer_feedback",
+                "block_id": block_id,
                 "value": value,
                 "action_ts": str(time.time()),
             }

@@ -62,6 +62,7 @@ class ScriptedAsk:
         *,
         user_id: str | None = None,
         sources: Sequence[str] | None = None,
+        space: str | None = None,
     ) -> AsyncIterator[AskEvent]:
         self.asks.append(Ask(conversation_key, text, user_id))
         self.scopes.append(None if sources is None else tuple(sources))

@@ -19,11 +19,13 @@ from aiohttp import web
 from fake_slack import FakeSlack, SlackSender
 
 from configs.config import Settings
+from data.database import Database
 from data.embeddings import Embedder
 from data.vector_store import WeaviateVectorStore
 from services.chat.contract import Answer, AskEvent, Source, Status, TextDelta
 from services.indexer import Indexer
 from services.slack.bot import ClaimEvent, SlackBot
+from services.spaces.directory import Spaces
 
 SIGNING_SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-test-token"
@@ -97,9 +99,13 @@ async def running_bot(
     indexer: Indexer,
     *,
     claim_event: ClaimEvent | None = None,
+    spaces: Spaces | None = None,
     **overrides: Any,
 ) -> AsyncIterator[BotHarness]:
-    """FakeSlack + the bot's `/slack/events` on an aiohttp server on 127.0.0.1 + a signing sender."""
+    """FakeSlack + the bot's `/slack/events` on an aiohttp server on 127.0.0.1 + a signing sender.
+
+    Without `spaces`, the bot gets its own on a fresh SQLite database (SOURCES_FILE, if set, maps them).
+    """
     fake = FakeSlack()
     await fake.start()
     values: dict[str, Any] = {
@@ -109,7 +115,13 @@ async def running_bot(
     }
     values.update(overrides)
     settings = make_settings(**values)
-    bot = SlackBot(settings, chat, indexer, claim_event or MemoryClaims(), reindex_progress_interval=0.2)
+    database = None
+    if spaces is None:
+        database = Database(settings.database_dsn)
+        await database.create()
+        spaces = Spaces(settings, database.spaces)
+    claims = claim_event or MemoryClaims()
+    bot = SlackBot(settings, chat, indexer, claims, spaces, reindex_progress_interval=0.2)
     app = web.Application()
     app.router.add_post("/slack/events", bot.http_handler())
     runner = web.AppRunner(app, access_log=None)
@@ -125,6 +137,8 @@ async def running_bot(
         await bot.close()
         await runner.cleanup()
         await fake.stop()
+        if database is not None:
+            await database.dispose()
 
 
 def stream_text(calls: list[Any]) -> str:

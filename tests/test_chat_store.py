@@ -334,3 +334,15 @@ async def test_index_run_log(database: Database) -> None:
     assert last is not None and last["added"] == 5 and last["chunks_written"] == 20
     assert last["failures"] == [{"path": "docs/bad.pdf", "reason": "not a PDF", "source": "docs"}]
     assert datetime.fromisoformat(last["recorded_at"]).tzinfo is not None
+
+
+async def test_replicas_creating_the_tables_at_once_all_start(dsn: str) -> None:
+    """Replicas starting together on an empty database: PostgreSQL's CREATE TABLE races itself
+    (a unique violation in pg_type) unless creation is serialised; every one must start."""
+    replicas = [Database(dsn) for _ in range(4)]
+    try:
+        await asyncio.gather(*(replica.create() for replica in replicas))
+        assert await replicas[0].spaces.override("slack:C1") is None  # the tables are there
+    finally:
+        for replica in replicas:
+            await replica.dispose()

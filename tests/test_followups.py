@@ -90,9 +90,9 @@ class RecordingSearch:
         self.retriever = retriever
         self.queries: list[str] = []
 
-    async def search(self, query: str) -> list[Passage]:
+    async def search(self, query: str, *, sources: Sequence[str] | None = None) -> list[Passage]:
         self.queries.append(query)
-        return await self.retriever.search(query)
+        return await self.retriever.search(query, sources=sources)
 
     async def score_sentences(self, query: str, sentences: Sequence[str]) -> list[float]:
         return await self.retriever.score_sentences(query, sentences)

@@ -82,10 +82,14 @@ def test_manifest_has_what_the_bot_uses() -> None:
         "reactions:write",
         "commands",
         "users:read",
+        "usergroups:read",
     } <= scopes
     events = set(manifest["settings"]["event_subscriptions"]["bot_events"])
     assert {"app_mention", "message.channels", "message.groups", "message.im"} <= events
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     assert manifest["settings"]["socket_mode_enabled"] is True
     commands = [c["command"] for c in manifest["features"]["slash_commands"]]
-    assert commands == [Settings.model_fields["slack_reindex_command"].default]
+    assert commands == [
+        Settings.model_fields["slack_reindex_command"].default,
+        Settings.model_fields["slack_spaces_command"].default,
+    ]

@@ -22,6 +22,7 @@ from services.rag import Retriever
 from services.sources.sources_file import SourcesFile, SourcesFileError
 from services.spaces.directory import SpaceError, Spaces
 from services.spaces.policy import Place, resolve
+from services.spaces.questions import looks_like_question
 
 COMPANY = """
 [sources.payments-docs]
@@ -197,3 +198,18 @@ async def test_a_space_never_finds_another_spaces_text(
         assert await retriever.search(question, sources=("payments-docs",))
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "question"),
+    [
+        ("How do I rotate the API key", True),
+        ("<@U0BOT> is the staging cluster down?", True),
+        ("Anyone know where the runbook is", True),
+        ("deploy done, thanks!", False),
+        ("<@U0BOT>", False),
+        ("**Can we** ship it?**", True),
+    ],
+)
+def test_auto_mode_answers_questions_only(text: str, question: bool) -> None:
+    assert looks_like_question(text) is question

@@ -67,11 +67,12 @@ class AskService(Protocol):
         *,
         user_id: str | None = None,
         sources: Sequence[str] | None = None,
+        space: str | None = None,
     ) -> AsyncIterator[AskEvent]:
         """Add `text` to the conversation and stream the reply; always ends in `Answer` or `AskFailed`.
 
         `sources` (names) is what this turn may search: the space of the place it was asked in;
-        None searches every source.
+        None searches every source. `space` names that space for the record (`main.py report`).
         """
         ...
 

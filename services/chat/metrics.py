@@ -83,10 +83,13 @@ class MeteredAskService:
         *,
         user_id: str | None = None,
         sources: Sequence[str] | None = None,
+        space: str | None = None,
     ) -> AsyncIterator[AskEvent]:
         meter = _AskMeter(self._adapter)
         try:
-            async for event in self._inner.ask(conversation_key, text, user_id=user_id, sources=sources):
+            async for event in self._inner.ask(
+                conversation_key, text, user_id=user_id, sources=sources, space=space
+            ):
                 if isinstance(event, TextDelta):
                     meter.text()
                 elif isinstance(event, Answer):

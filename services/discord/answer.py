@@ -1,5 +1,6 @@
 """One `AskService.ask` shown in Discord: the text as it streams, then the answer with its sources and
-feedback buttons, or a message saying what went wrong (never silence).
+feedback buttons (and "Ask a human" when the docs did not cover it and the space has experts), or a
+message saying what went wrong (never silence).
 
 Shared by answers to messages (`bot`) and `/ask` (`commands`); they differ only in where the
 messages go, which the caller's `MessageStream` decides.
@@ -8,41 +9,52 @@ messages go, which the caller's `MessageStream` decides.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import discord
 
 from services.chat.contract import Answer, AskFailed, AskService, TextDelta
 from services.chat.replies import describe_error
 from services.discord.feedback import feedback_view
+from services.discord.human import HumanButton
 from services.discord.messages import MessageStream, render_answer
+from services.insights.outcomes import classify_answer
+from services.insights.records import NOT_COVERED
 
 log = logging.getLogger(__name__)
 
 CRASH_MESSAGE = "⚠️ Something went wrong while answering ({error}). Please try again."
 
 
-def conversation_key(guild_id: int | None, channel_id: int) -> str:
-    """One thread, channel or DM is one chatkit conversation: `discord:{guild_id or 'dm'}:{channel_id}`."""
-    return f"discord:{guild_id if guild_id is not None else 'dm'}:{channel_id}"
-
-
 async def stream_answer(
-    chat: AskService, key: str, question: str, user_id: str, stream: MessageStream[discord.Message]
+    chat: AskService,
+    key: str,
+    question: str,
+    user_id: str,
+    stream: MessageStream[discord.Message],
+    *,
+    sources: Sequence[str] | None = None,
+    space: str | None = None,
+    offer_human: bool = False,
 ) -> None:
-    """Run one ask and render its events; always leaves an answer or an error message.
+    """Run one ask over `sources` (the place's spaces; None: all) and render its events; always
+    leaves an answer or an error message. `offer_human`: the space has experts to ask.
 
     Discord's own failures propagate: the stream cannot show them, so the caller reports them in a
     fresh message.
     """
     text = ""
     try:
-        async for event in chat.ask(key, question, user_id=user_id):
+        async for event in chat.ask(key, question, user_id=user_id, sources=sources, space=space):
             if isinstance(event, TextDelta):
                 text += event.text
                 await stream.update(text)
             elif isinstance(event, Answer):
                 last = await stream.finish(render_answer(event))
                 view = feedback_view(event.answer_id)
+                if offer_human and classify_answer(event.text, len(event.sources)) == NOT_COVERED:
+                    view = view or discord.ui.View(timeout=None)
+                    view.add_item(HumanButton(last.id))
                 if view is not None:
                     await _add_view(last, view)
                 return

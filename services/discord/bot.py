@@ -1,9 +1,12 @@
 """The Discord adapter: Discord events in, `AskService.ask` calls, Discord messages out.
 
 It answers mentions (in a thread it opens, or a reply where threads are not allowed), messages
-in threads it opened, replies to its own messages and DMs; `/ask` and `/reindex` are in `commands`,
-the rendering of one ask in `answer`. One thread, channel or DM is one conversation:
-`discord:{guild_id or 'dm'}:{channel_id}`. No retrieval or agent logic lives here.
+in threads it opened, replies to its own messages and DMs, and more or less under the channel's
+answer mode (`addressing`); each place searches its spaces' sources, with who may ask and the
+rate limit from its policy (`places`); an expert's reply to "Ask a human" is stored (`human`).
+`/ask`, `/reindex` and `/docs` are in `commands`, the rendering of one ask in `answer`. One
+thread, channel or DM is one conversation: `discord:{guild_id or 'dm'}:{channel_id}`. No
+retrieval or agent logic lives here.
 
 The client is an `AutoShardedClient`: one gateway connection per shard this process holds
 (DISCORD_SHARD_IDS of DISCORD_SHARD_COUNT, or every shard Discord recommends), so a large bot is
@@ -15,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import AsyncIterator
 from typing import Literal
 
@@ -26,18 +28,24 @@ from discord import app_commands
 from configs.config import ConfigError, Settings
 from services.chat.contract import AskService
 from services.chat.replies import describe_error
-from services.discord.answer import CRASH_MESSAGE, conversation_key, stream_answer
+from services.discord.addressing import Reply, explicitly_addressed, reply_for, without_mentions_of
+from services.discord.answer import CRASH_MESSAGE, stream_answer
 from services.discord.commands import SlashCommands
 from services.discord.feedback import FeedbackButton
+from services.discord.human import HumanButton, take_expert_reply
 from services.discord.messages import MessageStream
+from services.discord.places import PlaceRules, conversation_key, place_of
 from services.indexing.contract import Reindexer
 from services.runtime import ComponentHealth
+from services.spaces.directory import Spaces
+from services.spaces.policy import Policy
 
 log = logging.getLogger(__name__)
 
 TYPING_REFRESH_SECONDS = 8.0  # Discord shows "typing" for ~10 s per request
 THREAD_NAME_LIMIT = 100
 EMPTY_QUESTION = "Ask me a question about the docs, e.g. `@{name} how do I install it?`"
+THREAD_ONLY_HINT = "In this channel I answer inside threads: start a thread and mention me there."
 AdapterState = Literal["starting", "connected", "reconnecting", "failed", "stopped"]
 MAX_RECONNECT_DELAY = 60.0
 # Failures that a later attempt can get past: the network, Discord's servers, a dropped gateway.
@@ -83,8 +91,9 @@ class _Client(discord.AutoShardedClient):
             super().__init__(intents=intents, allowed_mentions=mentions, shard_count=shard_count)
         self.bot = bot
         self.chat = bot.chat  # feedback buttons reach the service through the client
+        self.rules = bot.rules  # and "Ask a human" the spaces
         self.tree = app_commands.CommandTree(self)
-        self.add_dynamic_items(FeedbackButton)  # clicks work on answers sent before a restart
+        self.add_dynamic_items(FeedbackButton, HumanButton)  # clicks work on answers sent before a restart
 
     async def on_ready(self) -> None:
         await self.bot.on_ready()
@@ -106,13 +115,22 @@ class DiscordBot:
     """Runs the Discord side of the knowledge bot on a `discord.Client`."""
 
     def __init__(
-        self, settings: Settings, chat: AskService, reindexer: Reindexer, *, edit_interval: float = 1.0
+        self,
+        settings: Settings,
+        chat: AskService,
+        reindexer: Reindexer,
+        spaces: Spaces | None = None,
+        *,
+        edit_interval: float = 1.0,
     ) -> None:
+        """`spaces`: each place's sources, access, mode and experts (docs/spaces.md); None (no
+        database) answers everywhere from every source, as the default space does."""
         self._settings = settings
         self.chat = chat
+        self.rules = PlaceRules(spaces)
         self._edit_interval = edit_interval
         self._synced = False
-        self.commands = SlashCommands(settings, chat, reindexer, edit_interval=edit_interval)
+        self.commands = SlashCommands(settings, chat, reindexer, self.rules, edit_interval=edit_interval)
         self._shards_up: set[int] = set()
         self.client = self._new_client()
         self.state: AdapterState = "starting"
@@ -228,40 +246,39 @@ class DiscordBot:
 
     # --- messages --------------------------------------------------------------------------
     async def on_message(self, message: discord.Message) -> None:
-        """Answer the messages meant for the bot; every failure ends in a message."""
+        """Answer the messages meant for the bot under the place's policy; every failure on a message
+        meant for the bot ends in a message."""
         me = self.client.user
         if me is None or message.author.bot or message.author.id == me.id:
             return
         if message.type not in (discord.MessageType.default, discord.MessageType.reply):
             return
-        mentioned = _mentions(message, me.id)
-        replying_to_me = self._replies_to(message, me.id)
-        channel = message.channel
-        if isinstance(channel, discord.DMChannel):
-            pass
-        elif isinstance(channel, discord.Thread):
-            if not (mentioned or replying_to_me or channel.owner_id == me.id):
-                return
-        elif not (mentioned or replying_to_me):
-            return
-        question = _without_mentions_of(message, me.id)
+        guild_id = message.guild.id if message.guild is not None else None
         try:
+            policy = await self.rules.policy(place_of(guild_id, message.channel))
+            if await take_expert_reply(message, policy, self.rules):
+                return
+            reply = await reply_for(message, me.id, policy, self.chat.has_conversation)
+            if reply is None:
+                return
+            question = without_mentions_of(message, me.id)
             if not question:
                 await message.reply(EMPTY_QUESTION.format(name=me.display_name), mention_author=False)
-                return
-            await self._answer_message(message, question, open_thread=mentioned and not replying_to_me)
+            elif reply is Reply.THREAD_HINT:
+                await message.reply(THREAD_ONLY_HINT, mention_author=False)
+            elif (refusal := await self.rules.refusal(policy, message.author)) is not None:
+                await _refuse(message, refusal)
+            else:
+                await self._answer_message(message, question, policy, open_thread=reply is Reply.IN_THREAD)
         except Exception as exc:
             log.exception("Discord: failed to answer message %s", message.id)
-            with contextlib.suppress(discord.HTTPException):
-                await channel.send(CRASH_MESSAGE.format(error=describe_error(exc)))
+            if explicitly_addressed(message, me.id):  # not every channel message, when the database is down
+                with contextlib.suppress(discord.HTTPException):
+                    await message.channel.send(CRASH_MESSAGE.format(error=describe_error(exc)))
 
-    @staticmethod
-    def _replies_to(message: discord.Message, user_id: int) -> bool:
-        ref = message.reference
-        resolved = ref.resolved if ref is not None else None
-        return isinstance(resolved, discord.Message) and resolved.author.id == user_id
-
-    async def _answer_message(self, message: discord.Message, question: str, *, open_thread: bool) -> None:
+    async def _answer_message(
+        self, message: discord.Message, question: str, policy: Policy, *, open_thread: bool
+    ) -> None:
         channel = message.channel
         guild_id = message.guild.id if message.guild is not None else None
         destination: discord.abc.Messageable = channel
@@ -288,7 +305,16 @@ class DiscordBot:
 
         stream: MessageStream[discord.Message] = MessageStream(send, edit, interval=self._edit_interval)
         async with _typing(destination):
-            await stream_answer(self.chat, key, question, str(message.author.id), stream)
+            await stream_answer(
+                self.chat,
+                key,
+                question,
+                str(message.author.id),
+                stream,
+                sources=policy.sources,
+                space=policy.spaces[0],
+                offer_human=bool(policy.experts),
+            )
 
     async def _open_thread(self, message: discord.Message, question: str) -> discord.Thread | None:
         """A thread from the message, or None where threads are not allowed (then we reply)."""
@@ -329,24 +355,7 @@ async def _typing(channel: discord.abc.Messageable) -> AsyncIterator[None]:
             await task
 
 
-def _own_role_id(message: discord.Message) -> int | None:
-    """The role Discord made for the bot in this guild: autocomplete offers it next to the bot, so
-    people pick it when they mean the bot."""
-    role = message.guild.self_role if message.guild is not None else None
-    return role.id if role is not None else None
-
-
-def _mentions(message: discord.Message, bot_id: int) -> bool:
-    """Whether the message mentions the bot, or the bot's own role."""
-    if any(user.id == bot_id for user in message.mentions):
-        return True
-    role_id = _own_role_id(message)
-    return role_id is not None and any(role.id == role_id for role in message.role_mentions)
-
-
-def _without_mentions_of(message: discord.Message, bot_id: int) -> str:
-    """The message text without mentions of the bot or of its role."""
-    text = re.sub(rf"<@!?{bot_id}>", "", message.content)
-    if (role_id := _own_role_id(message)) is not None:
-        text = text.replace(f"<@&{role_id}>", "")
-    return text.strip()
+async def _refuse(message: discord.Message, refusal: str) -> None:
+    """One polite refusal per message, mentioning the asker (a channel message cannot be ephemeral)."""
+    allowed = discord.AllowedMentions(everyone=False, roles=False, users=[message.author])
+    await message.reply(f"{message.author.mention} {refusal}", allowed_mentions=allowed)

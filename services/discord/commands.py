@@ -1,9 +1,12 @@
-"""Discord's app commands: `/ask` and `/reindex` (the shared flow in Discord's words), synced per guild.
+"""Discord's app commands: `/ask`, `/reindex` (the shared flow in Discord's words) and `/docs`
+(`docs_commands`), synced per guild.
 
-`/reindex` is for server managers: Discord hides it from others (`default_permissions`), and the
-bot checks again because server admins can override command permissions. Every reply is
-ephemeral; progress edits the command's status message, and the report is a followup (or, once
-the 15-minute interaction token has expired, a mention in the channel).
+`/ask` follows the channel's space: its sources, who may ask, the rate limit, and ephemeral
+answers when the space wants them. `/reindex` is for server managers: Discord hides it from
+others (`default_permissions`), and the bot checks again because server admins can override
+command permissions; without source names it refreshes the channel's spaces' sources. Every
+reindex reply is ephemeral; progress edits the command's status message, and the report is a
+followup (or, once the 15-minute interaction token has expired, a mention in the channel).
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from discord import app_commands
 from configs.config import Settings
 from services.chat.contract import AskService
 from services.chat.replies import describe_error
-from services.discord.answer import CRASH_MESSAGE, conversation_key, stream_answer
+from services.discord.answer import CRASH_MESSAGE, stream_answer
+from services.discord.docs_commands import DocsCommands
 from services.discord.messages import MessageStream
+from services.discord.places import PlaceRules, conversation_key, place_of
 from services.indexing.contract import Reindexer
 from services.indexing.reindex_flow import (
     AlreadyRunning,
@@ -48,10 +53,17 @@ class SlashCommands:
     """The command tree's handlers: platform interactions in, the chat service and the reindex flow out."""
 
     def __init__(
-        self, settings: Settings, chat: AskService, reindexer: Reindexer, *, edit_interval: float
+        self,
+        settings: Settings,
+        chat: AskService,
+        reindexer: Reindexer,
+        rules: PlaceRules,
+        *,
+        edit_interval: float,
     ) -> None:
         self.settings = settings
         self.chat = chat
+        self.rules = rules
         self.edit_interval = edit_interval
         # The whole command, status included, is for managers: Discord hides it from everyone else.
         self.reindex_flow = ReindexFlow(reindexer, ProgressPacing(PROGRESS_INTERVAL), public_status=False)
@@ -74,6 +86,8 @@ class SlashCommands:
         ) -> None:
             await self.reindex(interaction, f"{mode} {sources}")
 
+        if self.rules.spaces is not None:  # changing a channel needs the database the spaces are in
+            DocsCommands(self.rules.spaces, self.refusal).register(tree)
         tree.error(self.on_error)
 
     async def sync(self, tree: app_commands.CommandTree[Any]) -> None:
@@ -100,8 +114,14 @@ class SlashCommands:
                 )
 
     async def ask(self, interaction: discord.Interaction, question: str) -> None:
-        """`/ask`: the answer is posted in the channel, streamed into the deferred response."""
-        await interaction.response.defer(thinking=True)
+        """`/ask`: the answer is posted in the channel (only to the asker when the space's answers
+        are ephemeral), streamed into the deferred response; a refusal is for the asker alone."""
+        policy = await self.rules.policy(place_of(interaction.guild_id, interaction.channel))
+        if (refusal := await self.rules.refusal(policy, interaction.user)) is not None:
+            await interaction.response.send_message(refusal, ephemeral=True)
+            return
+        ephemeral = policy.ephemeral
+        await interaction.response.defer(thinking=True, ephemeral=ephemeral)
         first = True
 
         async def send(text: str) -> discord.Message:
@@ -109,7 +129,7 @@ class SlashCommands:
             if first:
                 first = False
                 return await interaction.edit_original_response(content=text)
-            return await interaction.followup.send(text, wait=True)
+            return await interaction.followup.send(text, wait=True, ephemeral=ephemeral)
 
         async def edit(sent: discord.Message, text: str) -> object:
             return await sent.edit(content=text)
@@ -117,23 +137,35 @@ class SlashCommands:
         channel_id = interaction.channel_id or interaction.user.id
         key = conversation_key(interaction.guild_id, channel_id)
         stream: MessageStream[discord.Message] = MessageStream(send, edit, interval=self.edit_interval)
-        await stream_answer(self.chat, key, question, str(interaction.user.id), stream)
+        await stream_answer(
+            self.chat,
+            key,
+            question,
+            str(interaction.user.id),
+            stream,
+            sources=policy.sources,
+            space=policy.spaces[0],
+            offer_human=bool(policy.experts),
+        )
 
     async def reindex(self, interaction: discord.Interaction, command: str) -> None:
-        """`/reindex` ("full handbook"): the shared flow, with this interaction as its output."""
+        """`/reindex` ("full handbook"): the shared flow, with this interaction as its output;
+        without names it refreshes the sources of this channel's spaces."""
 
         async def check_admin() -> str | None:
             return self.refusal(interaction)
 
+        policy = await self.rules.policy(place_of(interaction.guild_id, interaction.channel))
         output = _InteractionOutput(interaction)
-        await self.reindex_flow.handle(command, check_admin=check_admin, output=output)
+        await self.reindex_flow.handle(command, check_admin=check_admin, output=output, scope=policy.sources)
 
-    def refusal(self, interaction: discord.Interaction) -> str | None:
-        """None when the user may reindex (an admin role, if set, else Manage Server), else why not."""
+    def refusal(self, interaction: discord.Interaction, doing: str = "reindex the docs") -> str | None:
+        """None when the user may do admin things, here `doing` (an admin role, if set, else
+        Manage Server), else why not."""
         user = interaction.user
         admin_roles = set(self.settings.discord_admin_role_ids)
         who = "members with an admin role" if admin_roles else "server managers"
-        refusal = f"Only {who} can reindex the docs."
+        refusal = f"Only {who} can {doing}."
         if interaction.guild is None or not isinstance(user, discord.Member):
             return refusal
         if admin_roles:

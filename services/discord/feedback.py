@@ -1,4 +1,5 @@
-"""👍/👎 buttons under a Discord answer, stored (and thanked for) by `services.chat.replies.record_vote`.
+"""👍/👎 buttons under a Discord answer, stored (and thanked for) by `services.chat.replies.record_vote`;
+a 👎 where the space has experts also offers "Ask a human" (services/discord/human.py).
 
 The buttons are `DynamicItem`s: the vote and the answer id travel in the button's custom_id,
 so a click is handled by whichever bot process is running, also after a restart, without
@@ -15,6 +16,8 @@ import discord
 
 from services.chat.contract import AskService
 from services.chat.replies import record_vote
+from services.discord.human import HumanClient, human_view
+from services.discord.places import place_of
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +26,7 @@ TEMPLATE = rf"{CUSTOM_ID_PREFIX}:(?P<vote>up|down):(?P<answer_id>[A-Za-z0-9_-]+)
 _ANSWER_ID = re.compile(r"[A-Za-z0-9_-]+")
 CUSTOM_ID_LIMIT = 100  # Discord rejects longer custom_ids
 UNAVAILABLE = "Sorry, feedback is not available right now."
+OFFER_HUMAN = "If a person should answer this, ask one:"
 
 
 @runtime_checkable
@@ -61,16 +65,36 @@ class FeedbackButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TE
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         """Store the vote and tell only the clicking user how it went (never silence)."""
         client = interaction.client
+        view: discord.ui.View | None = None
         if not isinstance(client, FeedbackClient):
             log.error("Discord: feedback click on a client without an AskService: %r", client)
             text = UNAVAILABLE
         else:
             user_id = str(interaction.user.id)
             text = await record_vote(client.chat, self.answer_id, positive=self.vote == "up", user_id=user_id)
+            if self.vote == "down" and (view := await _human_offer(interaction)) is not None:
+                text = f"{text}\n{OFFER_HUMAN}"
         try:
-            await interaction.response.send_message(text, ephemeral=True)
+            if view is None:
+                await interaction.response.send_message(text, ephemeral=True)
+            else:
+                await interaction.response.send_message(text, ephemeral=True, view=view)
         except discord.HTTPException as exc:
             log.warning("Discord: could not answer a feedback click (%s)", exc)
+
+
+async def _human_offer(interaction: discord.Interaction[Any]) -> discord.ui.View | None:
+    """Offer "Ask a human" after this 👎 when the space has experts and the answer is a message others
+    can see (an ephemeral `/ask` answer cannot be read back; its own button covers it)."""
+    client, message = interaction.client, interaction.message
+    if not isinstance(client, HumanClient) or message is None or message.flags.ephemeral:
+        return None
+    try:
+        policy = await client.rules.policy(place_of(interaction.guild_id, interaction.channel))
+    except Exception:
+        log.exception("Discord: could not read the policy for 'Ask a human' after a 👎")
+        return None
+    return human_view(message.id) if policy.experts else None
 
 
 def feedback_view(answer_id: str) -> discord.ui.View | None:

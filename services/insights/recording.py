@@ -56,13 +56,16 @@ class RecordingAskService:
         *,
         user_id: str | None = None,
         sources: Sequence[str] | None = None,
+        space: str | None = None,
     ) -> AsyncGenerator[AskEvent, None]:
         started = time.perf_counter()
         first_text_ms: int | None = None
         answer: Answer | None = None
         failure: str | None = None
         try:
-            async for event in self._inner.ask(conversation_key, text, user_id=user_id, sources=sources):
+            async for event in self._inner.ask(
+                conversation_key, text, user_id=user_id, sources=sources, space=space
+            ):
                 if isinstance(event, TextDelta) and first_text_ms is None:
                     first_text_ms = _ms_since(started)
                 elif isinstance(event, Answer):
@@ -80,7 +83,7 @@ class RecordingAskService:
                 failure,
                 latency_ms=_ms_since(started),
                 first_text_ms=first_text_ms,
-                space=self._space_of(conversation_key) if self._space_of else None,
+                space=space or (self._space_of(conversation_key) if self._space_of else None),
             )
 
     async def has_conversation(self, conversation_key: str) -> bool:

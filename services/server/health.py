@@ -3,7 +3,8 @@ server's restarts), the database, and each chat adapter (connected, reconnecting
 
 `/healthz` answers 503 while any part is unhealthy, so a load balancer or readiness probe stops
 sending work; the process itself exits when a part cannot come back (see `serve`), so liveness is
-the process, not this endpoint.
+the process, not this endpoint. From SIGTERM on it answers 503 "draining" whatever the parts say:
+readiness goes false first, while the answers in flight finish (see `serve`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from data.weaviate_supervisor import ServerStatus
 from services.runtime import ComponentHealth, Runtime
 
 AdapterHealth = Callable[[], ComponentHealth]
+DRAINING_DETAIL = "shutting down: answers in flight are finishing, new work goes to other replicas"
 
 
 class ServerHealth:
@@ -27,6 +29,15 @@ class ServerHealth:
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
         self._adapters: dict[str, AdapterHealth] = {}
+        self._draining = False
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    def start_draining(self) -> None:
+        """From now on the server is not ready: it is shutting down and takes no new work."""
+        self._draining = True
 
     def add_adapter(self, name: str, health: AdapterHealth) -> None:
         self._adapters[name] = health
@@ -45,9 +56,11 @@ class ServerHealth:
         self.add_adapter(name, health)
 
     async def check(self) -> dict[str, ComponentHealth]:
-        """Every part, by name (`vector_store`, `database`, then the adapters)."""
+        """Every part, by name (`vector_store`, `database`, then the adapters; `server` while draining)."""
         checks = await self._runtime.health()
         checks.update(self.adapters())
+        if self._draining:
+            checks["server"] = ComponentHealth(False, "draining", DRAINING_DETAIL)
         return checks
 
     def adapters(self) -> dict[str, ComponentHealth]:

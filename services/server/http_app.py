@@ -75,15 +75,20 @@ def build_http_app(
     health_checks: HealthCheck,
     chatkit_token: SecretStr | None = None,
     extra_routes: dict[str, Handler] | None = None,
+    draining: Callable[[], bool] = lambda: False,
 ) -> web.Application:
-    """An aiohttp app with `/healthz`, `/metrics`, `POST /chatkit` and any extra POST routes."""
+    """An aiohttp app with `/healthz`, `/metrics`, `POST /chatkit` and any extra POST routes.
+
+    `draining()` is true once the server shuts down: `/healthz` then says "draining" (503), so a
+    load balancer stops sending work before the process goes away.
+    """
 
     async def healthz(_: web.Request) -> web.Response:
-        """503 while any part is down; `components` says which, in what state, and why."""
+        """503 while any part is down or the server drains; `components` says which, in what state, why."""
         components = await health_checks()
         healthy = all(component.healthy for component in components.values())
         body = {
-            "status": "ok" if healthy else "degraded",
+            "status": "draining" if draining() else "ok" if healthy else "degraded",
             "checks": {name: component.healthy for name, component in components.items()},
             "components": {name: component.as_json() for name, component in components.items()},
         }
@@ -233,9 +238,15 @@ def _bearer_matches(authorization: str, token: SecretStr) -> bool:
     return hmac.compare_digest(hashlib.sha256(given.strip().encode()).digest(), expected)
 
 
-async def start_http_server(app: web.Application, host: str, port: int) -> web.AppRunner:
-    """Start serving `app`; returns the runner to clean up. Port 0 picks a free port."""
-    runner = web.AppRunner(app, access_log=None)
+async def start_http_server(
+    app: web.Application, host: str, port: int, *, shutdown_timeout: float = 60.0
+) -> web.AppRunner:
+    """Start serving `app`; returns the runner to clean up. Port 0 picks a free port.
+
+    On cleanup, requests still being answered (a POST /chatkit stream) get `shutdown_timeout`
+    seconds to finish before they are cancelled.
+    """
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -2,6 +2,12 @@
 
 It also ends when the embedded Weaviate died and could not be restarted (WEAVIATE_RESTART_GIVE_UP_SECONDS):
 a process that stays up with a dead store is one that systemd or Kubernetes never restarts.
+
+On SIGTERM a replica behind a load balancer drains before it stops: `/healthz` turns 503 "draining" at
+once (readiness false), new Slack events are refused with a 503 (Slack redelivers them, to a ready
+replica), and answers in flight get SHUTDOWN_GRACE_SECONDS to finish; those still running then end
+with a message saying they were cut short. Then the background jobs are cancelled (each releases its
+lease on the way out) and the rest shuts down.
 """
 
 from __future__ import annotations
@@ -9,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -29,6 +35,8 @@ from services.server.http_app import Handler, bound_port, build_http_app, start_
 
 log = logging.getLogger(__name__)
 
+Drain = Callable[[float], Awaitable[None]]  # an adapter's drain: stop taking work, finish within the grace
+
 HOW_TO_ENABLE = (
     "No chat adapter is configured. Slack: set SLACK_BOT_TOKEN and SLACK_APP_TOKEN (Socket Mode) "
     "or SLACK_SIGNING_SECRET (HTTP events at /slack/events). Discord: set DISCORD_TOKEN. "
@@ -40,7 +48,8 @@ HOW_TO_ENABLE = (
 async def run_server(
     settings: Settings, *, stop: asyncio.Event | None = None, started: asyncio.Future[int] | None = None
 ) -> None:
-    """Run until SIGINT/SIGTERM (or `stop` is set); index DOCS_PATHS in the background on first start.
+    """Run until SIGINT/SIGTERM (or `stop` is set), then drain; index DOCS_PATHS in the background on
+    first start.
 
     `started`, when given, receives the HTTP port once the server listens (port 0 picks a free one).
     Raises `WeaviateServerError` when the embedded Weaviate is beyond restarting.
@@ -56,16 +65,20 @@ async def run_server(
         health = ServerHealth(runtime)
         background: dict[str, Awaitable[None]] = {}
         routes: dict[str, Handler] = {}
-        await _start_adapters(runtime, stack, routes, background, health)
+        drains: list[Drain] = []
+        await _start_adapters(runtime, stack, routes, background, health, drains)
         app = build_http_app(
             chatkit_server=runtime.chat.server,
             health_checks=health.check,
             chatkit_token=settings.chatkit_api_token,
             extra_routes=routes,
+            draining=lambda: health.draining,
         )
         insights = insights_for(runtime)
         add_admin_routes(app, insights)  # 404s unless ADMIN_TOKEN / ADMIN_PASSWORD is set
-        http = await start_http_server(app, settings.http_host, settings.http_port)
+        # POST /chatkit streams still open when the server closes get the grace period too.
+        grace = settings.shutdown_grace_seconds
+        http = await start_http_server(app, settings.http_host, settings.http_port, shutdown_timeout=grace)
         stack.push_async_callback(http.cleanup)
         metrics = HealthMetrics(health)
         REGISTRY.register(metrics)
@@ -90,11 +103,14 @@ async def run_server(
         stopping = asyncio.create_task(stop.wait())
         try:
             await asyncio.wait({store_gave_up, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if stopping.done():
+                await _drain(health, drains, grace)
         finally:
             for task in (*tasks, store_gave_up, stopping):
                 task.cancel()
             log.info("Shutting down")
             await asyncio.gather(*tasks, store_gave_up, stopping, return_exceptions=True)
+            await runtime.indexer.cancel_background()  # a chat-started reindex records and frees its lease
         if store_gave_up.done() and not store_gave_up.cancelled():
             raise store_gave_up.result()  # after the adapters stopped; open_runtime's exit stops the rest
 
@@ -105,13 +121,21 @@ async def _start_adapters(
     routes: dict[str, Handler],
     background: dict[str, Awaitable[None]],
     health: ServerHealth,
+    drains: list[Drain],
 ) -> None:
     settings = runtime.settings
     if settings.slack_enabled:
         from services.slack.bot import SlackBot
 
-        slack = SlackBot(settings, answering(runtime, "slack"), runtime.indexer, runtime.database.claim_event)
+        slack = SlackBot(
+            settings,
+            answering(runtime, "slack"),
+            runtime.indexer,
+            runtime.database.claim_event,
+            runtime.spaces,
+        )
         stack.push_async_callback(slack.close)
+        drains.append(slack.drain)
         if settings.slack_signing_secret is not None:
             routes["/slack/events"] = slack.http_handler()
             health.add_adapter("slack", lambda: ComponentHealth(True, "listening"))
@@ -122,13 +146,20 @@ async def _start_adapters(
     if settings.discord_enabled:
         from services.discord.bot import DiscordBot
 
-        discord_bot = DiscordBot(settings, answering(runtime, "discord"), runtime.indexer)
+        discord_bot = DiscordBot(settings, answering(runtime, "discord"), runtime.indexer, runtime.spaces)
         stack.push_async_callback(discord_bot.close)
         background["discord"] = discord_bot.start()
         health.add_adapter("discord", discord_bot.health)  # names the shards this process holds
         log.info("Discord: gateway bot")
     if not settings.slack_enabled and not settings.discord_enabled:
         log.warning(HOW_TO_ENABLE)
+
+
+async def _drain(health: ServerHealth, drains: list[Drain], grace_seconds: float) -> None:
+    """Readiness false first, then the adapters finish (or cut short) what they are answering."""
+    health.start_draining()
+    log.info("Stopping: /healthz says draining; answers in flight get %.0f s", grace_seconds)
+    await asyncio.gather(*(drain(grace_seconds) for drain in drains))
 
 
 def answering(runtime: Runtime, platform: str) -> AskService:

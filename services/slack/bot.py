@@ -2,8 +2,10 @@
 
 Both transports share one `AsyncApp`: signed HTTP events at `/slack/events` (scale-out behind a
 load balancer) and Socket Mode (installs behind a firewall). The adapter holds no retrieval or
-agent logic; formatting is in `blocks`, the reply lifecycle in `reply`, and `/reindex` in `reindex`
-(the Slack side of the shared flow in `services.indexing.reindex_flow`).
+agent logic; formatting is in `blocks`, the reply lifecycle in `reply` (`ephemeral` for answers only
+the asker sees), `/reindex` in `reindex` (the Slack side of the shared flow in
+`services.indexing.reindex_flow`), the channel's spaces in `spaces` and `spaces_command`
+(`/docs-bot`), and "Ask a human" in `human`.
 """
 
 from __future__ import annotations
@@ -12,17 +14,16 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
-from slack_bolt.request.internals import parse_body
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -32,11 +33,32 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from configs.config import ConfigError, Settings
 from services.chat.contract import AskService
-from services.chat.replies import record_vote
+from services.chat.replies import describe_error, record_vote
 from services.indexing.contract import Reindexer
-from services.slack.blocks import FEEDBACK_DOWN, FEEDBACK_UP, escape_mrkdwn
+from services.slack.blocks import (
+    ASK_HUMAN,
+    FEEDBACK_DOWN,
+    FEEDBACK_UP,
+    answer_id_of,
+    escape_mrkdwn,
+    offer_human_blocks,
+    parse_human_request,
+)
+from services.slack.ephemeral import reply_for
+from services.slack.http_events import SignedEvents
+from services.slack.human import HumanHandoff
 from services.slack.reindex import ReindexCommand
-from services.slack.reply import ThreadReply
+from services.slack.spaces import (
+    AskGate,
+    SlackGroups,
+    conversation_key,
+    event_place,
+    tell,
+)
+from services.slack.spaces_command import SpacesCommand
+from services.spaces.directory import Spaces
+from services.spaces.policy import Policy
+from services.spaces.questions import looks_like_question
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +68,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Message subtypes that still carry a user's question; edits, deletions, joins... are ignored.
 ANSWERED_SUBTYPES = {None, "file_share", "thread_broadcast"}
 EMPTY_QUESTION = "Ask me a question about the docs, for example: _how do I install it?_"
-
-
-def conversation_key(team_id: str, channel: str, thread_ts: str) -> str:
-    """One Slack thread is one conversation in the chatkit service."""
-    return f"slack:{team_id}:{channel}:{thread_ts}"
+CUT_SHORT = "the bot restarted before this answer was finished. Please ask again."
+CUT_SHORT_POST_SECONDS = 5.0  # for the answers cut short to say so, after the grace period
+THREAD_ONLY_HINT = "In this channel I answer inside threads: mention me in the thread of a message."
 
 
 class SlackBot:
-    """Answers mentions, DMs and follow-ups in threads it answered in; runs `/reindex`."""
+    """Answers mentions, DMs, follow-ups in threads it answered in and, in `auto` channels, every
+    question; runs `/reindex` and `/docs-bot`; hands questions to people ("Ask a human")."""
 
     def __init__(
         self,
@@ -62,6 +83,7 @@ class SlackBot:
         chat: AskService,
         reindexer: Reindexer,
         claim_event: ClaimEvent,
+        spaces: Spaces,
         *,
         reindex_progress_interval: float = 5.0,
     ) -> None:
@@ -91,50 +113,34 @@ class SlackBot:
             name="docs-bot",
             logger=logging.getLogger("slack_bolt"),
         )
-        self.reindex = ReindexCommand(settings, reindexer, progress_interval=reindex_progress_interval)
+        self.spaces = spaces
+        self.groups = SlackGroups(self.client)
+        self.gate = AskGate(spaces, self.groups)
+        self.human = HumanHandoff(spaces, self.groups, self.client)
+        interval = reindex_progress_interval
+        self.reindex = ReindexCommand(settings, reindexer, spaces, progress_interval=interval)
+        self.spaces_command = SpacesCommand(settings, spaces, self.reindex.is_admin)
         self.first_text_seconds: list[float] = []  # event received -> first answer text in Slack (recent)
         self._socket: AsyncSocketModeHandler | None = None
         self._closed = asyncio.Event()
+        self._listening: set[asyncio.Task[Any]] = set()  # listeners running (Bolt runs each in a task)
+        self._draining = False
         self._register()
 
     def _register(self) -> None:
         self.app.event("app_mention")(self._on_mention)
         self.app.event("message")(self._on_message)
         self.app.command(self.settings.slack_reindex_command)(self.reindex.handle)
+        self.app.command(self.settings.slack_spaces_command)(self.spaces_command.handle)
         self.app.action(FEEDBACK_UP)(self._on_feedback)
         self.app.action(FEEDBACK_DOWN)(self._on_feedback)
+        self.app.action(ASK_HUMAN)(self.human.on_click)
         self.app.error(self._on_error)
 
     # --- Transports ------------------------------------------------------------------------
     def http_handler(self) -> Handler:
-        """The aiohttp handler for `POST /slack/events`: Slack's signature checked (401), then the
-        body's shape (400), then Bolt. Bolt parses a body before anything else and fails with a 500
-        and a traceback on one that isn't a JSON object; here bad input gets a 4xx and one line."""
-
-        async def handle(request: web.Request) -> web.StreamResponse:
-            if self._verifier is None:
-                return _refusal(401, "Slack HTTP events need SLACK_SIGNING_SECRET.")
-            text = _utf8(await request.read())
-            if text is None or not self._signed(text, request):
-                return _refusal(401, "missing or invalid Slack request signature")
-            content_type = (request.headers.get("Content-Type") or "").split(";")[0] or None
-            if (problem := _payload_problem(text, content_type)) is not None:
-                return _refusal(400, problem)
-            try:
-                bolt_request = await to_bolt_request(request)
-            except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
-                return _refusal(400, f"malformed Slack request ({type(exc).__name__})")
-            return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
-
-        return handle
-
-    def _signed(self, body: str, request: web.Request) -> bool:
-        """Slack's v0 signature, less than five minutes old; False for any malformed header."""
-        timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
-        signature = request.headers.get("X-Slack-Signature", "")
-        if self._verifier is None or not timestamp.isdigit() or not signature.isascii():
-            return False
-        return self._verifier.is_valid(body, timestamp, signature)
+        """The aiohttp handler for `POST /slack/events` (see `http_events`)."""
+        return SignedEvents(self.app, self._verifier, lambda: self._draining).handle
 
     async def start_socket_mode(self) -> None:
         """Connect through Socket Mode (SLACK_APP_TOKEN) and stay connected until `close()`."""
@@ -147,6 +153,35 @@ class SlackBot:
         log.info("Slack Socket Mode connected")
         await self._closed.wait()
 
+    async def drain(self, grace_seconds: float) -> None:
+        """Refuse new events; give the answers in flight `grace_seconds` to finish, then cut them
+        short (each says so in its thread). Bolt acknowledged their events already: Slack will not
+        redeliver them, so the thread is the only place left to tell the asker."""
+        self._draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_seconds
+        while self._listening and (left := deadline - loop.time()) > 0:
+            log.info("Draining: %d Slack answer(s) in flight, %.0f s left", len(self._listening), left)
+            await asyncio.wait(set(self._listening), timeout=left)
+        if late := set(self._listening):
+            log.warning("Draining: cutting %d Slack answer(s) short", len(late))
+            for task in late:
+                task.cancel()
+            await asyncio.wait(late, timeout=CUT_SHORT_POST_SECONDS)
+
+    @contextmanager
+    def _listener(self) -> Iterator[None]:
+        """Marks the current task as a listener at work, for `drain` to wait for."""
+        task = asyncio.current_task()
+        if task is None:
+            yield
+            return
+        self._listening.add(task)
+        try:
+            yield
+        finally:
+            self._listening.discard(task)
+
     async def close(self) -> None:
         """Disconnect Socket Mode (if started); HTTP needs no cleanup."""
         self._closed.set()
@@ -158,24 +193,34 @@ class SlackBot:
     async def _on_mention(
         self, event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext
     ) -> None:
-        """A mention in a channel: answer in the mention's thread."""
+        """A mention in a channel: answer in the mention's thread (`thread-only`: a hint at the top)."""
         if not self._is_question(event, context):
             return
-        thread_ts = event.get("thread_ts") or event["ts"]
-        await self._answer(event, body, context, thread_ts)
+        with self._listener():
+            await self._answer(event, body, context, event.get("thread_ts") or event["ts"])
 
     async def _on_message(
         self, event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext
     ) -> None:
-        """DMs always; channel messages only as follow-ups in a thread the bot answered in."""
+        """DMs always; channel messages as follow-ups in a thread the bot answered in, and top-level
+        questions in `auto` channels."""
         if not self._is_question(event, context):
             return
+        with self._listener():
+            await self._on_question(event, body, context)
+
+    async def _on_question(
+        self, event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
         if event.get("channel_type") == "im":
             await self._answer(event, body, context, event.get("thread_ts") or event["ts"])
             return
         thread_ts = event.get("thread_ts")
-        if thread_ts is None or _mentions(event, context.bot_user_id):
-            return  # not in a thread, or the channel copy of an app_mention (answered there)
+        if _mentions(event, context.bot_user_id):
+            return  # the channel copy of an app_mention (answered there)
+        if thread_ts is None:
+            await self._on_top_level(event, body, context)
+            return
         key = conversation_key(_team(body, context), event["channel"], thread_ts)
         try:
             followup = await self.chat.has_conversation(key)
@@ -184,6 +229,21 @@ class SlackBot:
             return  # not knowing whether the thread is ours, staying quiet beats answering every thread
         if followup:
             await self._answer(event, body, context, thread_ts)
+
+    async def _on_top_level(
+        self, event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        """`auto` mode: a top-level message that looks like a question is answered in its thread.
+        The wording is checked first: most channel messages are not questions, and need no policy."""
+        if not looks_like_question(str(event.get("text") or "")):
+            return
+        try:
+            policy = await self.spaces.policy(event_place(_team(body, context), event))
+        except Exception:
+            log.exception("Could not resolve the spaces of %s", event.get("channel"))
+            return  # not knowing whether the channel is `auto`, staying quiet beats answering chatter
+        if policy.mode == "auto":
+            await self._answer(event, body, context, event["ts"], policy)
 
     def _is_question(self, event: dict[str, Any], context: AsyncBoltContext) -> bool:
         """Filters what must not be answered: own messages, other bots (unless enabled), edits."""
@@ -196,20 +256,17 @@ class SlackBot:
         return subtype in ANSWERED_SUBTYPES or (subtype == "bot_message" and self.settings.slack_answer_bots)
 
     async def _answer(
-        self, event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext, thread_ts: str
+        self,
+        event: dict[str, Any],
+        body: dict[str, Any],
+        context: AsyncBoltContext,
+        thread_ts: str,
+        policy: Policy | None = None,
     ) -> None:
         received = time.monotonic()
         channel = event["channel"]
         team = _team(body, context)
-        reply = ThreadReply(
-            self.client,
-            channel=channel,
-            thread_ts=thread_ts,
-            message_ts=event["ts"],
-            team_id=team,
-            user_id=event.get("user"),
-            idle_timeout=self.settings.llm_timeout_seconds + 30,
-        )
+        reply = reply_for(self.client, self.settings, event, team, thread_ts)  # the thread, for now
         event_id = body.get("event_id") or f"{channel}:{event['ts']}"
         event_key = f"slack:event:{event_id}"
         try:
@@ -224,58 +281,60 @@ class SlackBot:
         if not question:
             await reply.fail(EMPTY_QUESTION)
             return
-        await reply.show_working()
         key = conversation_key(team, channel, thread_ts)
-        await reply.render(self.chat.ask(key, question, user_id=event.get("user")))
+        try:
+            policy = policy or await self.spaces.policy(event_place(team, event))
+            if "thread_ts" in event and await self.human.take_expert_reply(policy, key, event):
+                return  # an expert answered a person's question: kept for the docs, not a question
+            refusal = await self._refusal(policy, event)
+        except Exception as exc:
+            log.exception("Could not check the policy of %s", channel)
+            await reply.fail(f"I could not check this channel's settings ({describe_error(exc)}).")
+            return
+        if refusal is not None:
+            await tell(self.client, event, refusal)
+            return
+        reply = reply_for(self.client, self.settings, event, team, thread_ts, policy, question)
+        try:
+            await reply.show_working()
+            events = self.chat.ask(
+                key, question, user_id=event.get("user"), sources=policy.sources, space=policy.spaces[0]
+            )
+            await reply.render(events)
+        except asyncio.CancelledError:  # `drain` ran out of grace: the event is ours, say it is cut short
+            await reply.fail(CUT_SHORT)
+            raise
         if reply.first_text_at is not None:
             latency = reply.first_text_at - received
             self.first_text_seconds = [*self.first_text_seconds[-99:], latency]
             log.info("Slack answer in %s/%s: first text after %.3f s", channel, thread_ts, latency)
 
+    async def _refusal(self, policy: Policy, event: dict[str, Any]) -> str | None:
+        """Why this question gets no answer (only the asker is told), or None: a top-level mention
+        in a `thread-only` channel, a user the place does not allow, the rate limit."""
+        if policy.mode == "thread-only" and not policy.place.is_dm and "thread_ts" not in event:
+            return THREAD_ONLY_HINT
+        return await self.gate.refusal(policy, event.get("user"))
+
     # --- Feedback --------------------------------------------------------------------------
     async def _on_feedback(
         self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
     ) -> None:
-        """Store a 👍/👎 with its answer and thank the user (only they see it)."""
+        """Store a 👍/👎 with its answer and thank the user (only they see it); after a 👎 where the
+        place has experts, offer "Ask a human"."""
         await ack()
         positive = action.get("action_id") == FEEDBACK_UP
         user_id = (body.get("user") or {}).get("id")
-        text = await record_vote(
-            self.chat, str(action.get("value") or ""), positive=positive, user_id=user_id
+        value = str(action.get("value") or "")
+        text = await record_vote(self.chat, answer_id_of(value), positive=positive, user_id=user_id)
+        # 👎 in a place with experts carries the question: offer a person's answer instead
+        blocks = None if positive or parse_human_request(value) is None else offer_human_blocks(text, value)
+        await respond(
+            text=escape_mrkdwn(text), blocks=blocks, response_type="ephemeral", replace_original=False
         )
-        await respond(text=escape_mrkdwn(text), response_type="ephemeral", replace_original=False)
 
     async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
         log.error("Unhandled error in a Slack listener (%s)", body.get("type"), exc_info=error)
-
-
-def _refusal(status: int, message: str) -> web.Response:
-    """The short JSON answer to a request that is not Slack's or not readable, logged in one line
-    (never with the body: an unsigned one is anyone's, a signed one holds a user's message)."""
-    log.warning("Refused a /slack/events request (%d): %s", status, message)
-    return web.json_response({"error": message}, status=status)
-
-
-def _utf8(body: bytes) -> str | None:
-    try:
-        return body.decode()
-    except UnicodeDecodeError:
-        return None
-
-
-def _payload_problem(body: str, content_type: str | None) -> str | None:
-    """What makes a signed body unreadable for Bolt, or None. Bolt reads JSON when the type says
-    so or the body starts with "{", else a form whose `payload` field (interactions) is JSON."""
-    what = "the body" if content_type == "application/json" or body.startswith("{") else "the payload field"
-    try:
-        payload = parse_body(body, content_type)
-    except ValueError:
-        return f"{what} is not valid JSON"
-    if not isinstance(payload, dict):
-        return f"{what} must be a JSON object"
-    if "event" in payload and not isinstance(payload["event"], dict):
-        return "its event must be a JSON object"
-    return None
 
 
 def _team(body: dict[str, Any], context: AsyncBoltContext) -> str:

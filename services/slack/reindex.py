@@ -18,6 +18,7 @@ from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from configs.config import Settings
+from services.chat.replies import describe_error
 from services.indexing.contract import Reindexer
 from services.indexing.reindex_flow import (
     AlreadyRunning,
@@ -35,6 +36,8 @@ from services.indexing.reindex_flow import (
     UnknownSource,
 )
 from services.slack.blocks import escape_mrkdwn
+from services.slack.spaces import command_place
+from services.spaces.directory import Spaces
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,7 @@ REPORT_ICONS = {"ok": ":white_check_mark:", "warning": ":warning:", "failed": ":
 def help_text(command: str) -> str:
     return (
         f"*{command}* re-reads the documents and updates the search index.\n"
-        f"• `{command}`: incremental (only new, changed or deleted documents)\n"
+        f"• `{command}`: incremental (only new, changed or deleted documents of this channel's spaces)\n"
         f"• `{command} full`: rebuild the whole index (the old one keeps serving until it is done)\n"
         f"• `{command} SOURCE...` (or `{command} full SOURCE...`): only these sources\n"
         f"• `{command} status`: is a reindex running, and how does each source stand?\n"
@@ -59,22 +62,33 @@ def help_text(command: str) -> str:
 class ReindexCommand:
     """Handles one slash command name; anyone may ask for the status, admins start runs."""
 
-    def __init__(self, settings: Settings, reindexer: Reindexer, *, progress_interval: float = 5.0) -> None:
+    def __init__(
+        self, settings: Settings, reindexer: Reindexer, spaces: Spaces, *, progress_interval: float = 5.0
+    ) -> None:
         self.settings = settings
+        self.spaces = spaces
         self.command = settings.slack_reindex_command
         self.flow = ReindexFlow(reindexer, ProgressPacing(progress_interval, limit=PROGRESS_MESSAGES))
 
     async def handle(
         self, ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
     ) -> None:
-        """Bolt listener: the flow acknowledges exactly once, with its reply in the ack."""
+        """Bolt listener: the flow acknowledges exactly once, with its reply in the ack. Without
+        source names, an incremental run refreshes the sources of the channel's spaces."""
         user_id = str(command.get("user_id") or "")
+        try:
+            scope = (await self.spaces.policy(command_place(command))).sources
+        except Exception as exc:  # an unreadable sources file, the database: say so, start nothing
+            log.exception("Could not resolve the spaces of %s", command.get("channel_id"))
+            await ack(text=f"I could not read this channel's spaces ({escape_mrkdwn(describe_error(exc))}).")
+            return
 
         async def check_admin() -> str | None:
             return await self.is_admin(client, user_id)
 
         output = _SlackOutput(self, ack, respond, client, user_id)
-        await self.flow.handle(str(command.get("text") or ""), check_admin=check_admin, output=output)
+        text = str(command.get("text") or "")
+        await self.flow.handle(text, check_admin=check_admin, output=output, scope=scope)
 
     async def is_admin(self, client: AsyncWebClient, user_id: str) -> str | None:
         """SLACK_ADMIN_USER_IDS when set; otherwise workspace admins and owners per `users.info`.

@@ -22,6 +22,7 @@ from services.chat.contract import Answer, AskEvent, AskFailed, Status, TextDelt
 from services.chat.replies import describe_error
 from services.slack.blocks import (
     STREAM_MESSAGE_LIMIT,
+    HumanOffer,
     answer_messages,
     failure_text,
     footer_blocks,
@@ -51,6 +52,7 @@ class ThreadReply:
         team_id: str | None,
         user_id: str | None,
         idle_timeout: float,
+        human: HumanOffer | None = None,
     ) -> None:
         self.client = client
         self.channel = channel
@@ -59,6 +61,7 @@ class ThreadReply:
         self.team_id = team_id
         self.user_id = user_id
         self.idle_timeout = idle_timeout
+        self.human = human  # the place has experts: the answer may offer "Ask a human"
         self.first_text_at: float | None = None  # time.monotonic() when the first answer text reached Slack
         self._status_shown = False
         self._reacted = False
@@ -222,12 +225,12 @@ class ThreadReply:
         if not self._streaming_refused:
             await self._flush()
         if not self._streaming_refused and self._stream is not None:
-            footers = pack_blocks(footer_blocks(answer))
+            footers = pack_blocks(footer_blocks(answer, self.human))
             await self._stop_stream(blocks=footers[0] or None)
             for extra in footers[1:]:
                 await self._post(extra, "Sources")
             return
-        messages = answer_messages(Answer(self._text, answer.sources, answer.answer_id))
+        messages = answer_messages(Answer(self._text, answer.sources, answer.answer_id), self.human)
         await self._update_live(messages[0], self._text)
         for blocks in messages[1:]:
             await self._post(blocks, self._text)

@@ -116,6 +116,10 @@ class Spaces:
     ) -> None:
         await self.store.ask_human(thread, policy.spaces[0], question, answer, by)
 
+    async def open_request(self, thread: str) -> bool:
+        """Whether `thread` has an "Ask a human" request still waiting for an expert's reply."""
+        return await self.store.open_request(thread)
+
     async def record_reply(self, thread: str, expert: str, reply: str) -> bool:
         return await self.store.record_reply(thread, expert, reply)
 
