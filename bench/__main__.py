@@ -18,6 +18,8 @@ tuned on), latency (`ask` at
 repository through the sources: full, incremental and unchanged runs, and the peers' web loaders
 on the same site; writes its section of docs/benchmarks.md), replicas (one `serve` vs two on one
 PostgreSQL through Slack HTTP events at 10 and 50 concurrent conversations; writes its section),
+spaces (a space's search as a `source_name` filter in one collection vs one Weaviate tenant per
+space, on the `python` set dealt into 4 sources and 3 overlapping spaces; writes its section),
 report. One Weaviate server is
 started for the whole run; results are kept in bench/.work/results/*.json.
 """
@@ -45,37 +47,23 @@ from bench import (
     report,
     report_replicas,
     report_sources,
+    report_spaces,
     rerank,
     rerank_latency,
     sources_bench,
+    spaces_bench,
 )
 from bench.dataset import DATASETS_DIR, Dataset, load_dataset
 from bench.engine import CachedEmbedder, Engine, start_server
 from bench.machine import describe
+from bench.parts import PARTS
 from data.embeddings import LocalOnnxEmbedder
 
-PARTS = (
-    "dataset",
-    "ingest",
-    "peers",
-    "quality",
-    "relevance",
-    "coverage",
-    "followups",
-    "answers",
-    "rerank",
-    "rerank_latency",
-    "pallets",
-    "latency",
-    "memory",
-    "sources",
-    "replicas",
-    "report",
-)
 SERVER_PARTS = set(PARTS) - {"dataset", "report"}  # the parts that need the bench Weaviate
 FOLLOW_UP_SET = "git"  # the set with two-turn conversations (bench.build_git)
 REPORT_SET = "pallets"  # the report set written by hand (bench.build_pallets); nothing is tuned on it
 REPLICAS_SET = "python"  # the smallest set: the replicas part measures serving, not the index
+SPACES_SET = "python"  # dealt into 4 sources: the spaces part compares filtering, not the index
 
 
 async def run(
@@ -93,6 +81,7 @@ async def run(
             *([FOLLOW_UP_SET] if {"coverage", "followups", "answers", "rerank"} & set(parts) else []),
             *([REPORT_SET] if "pallets" in parts else []),
             *([REPLICAS_SET] if "replicas" in parts else []),
+            *([SPACES_SET] if "spaces" in parts else []),
         }
         missing = [n for n in wanted if not (DATASETS_DIR / n / "queries.jsonl").is_file()]
         if missing:
@@ -171,6 +160,11 @@ async def run(
                 index = {"documents": built.seen, "chunks": built.chunks_written}
                 quality.save("replicas", await replicas_bench.measure(server, small, index, describe()))
                 print(f"wrote {report_replicas.write_section()}")
+            if "spaces" in parts:
+                print("spaces", flush=True)
+                result = await spaces_bench.measure(server, load_dataset(SPACES_SET), cache, describe())
+                quality.save("spaces", result)
+                print(f"wrote {report_spaces.write_section()}")
         finally:
             await engine.close()
     if {"ingest", "peers", "latency", "memory"} & set(parts):  # where the machine's state matters

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import report_cluster, report_pallets, report_replicas, report_sources
+from bench import report_cluster, report_pallets, report_replicas, report_sources, report_spaces
 from bench.dataset import Dataset
 from bench.metrics import METRICS, Estimate, bootstrap, is_noise, paired_difference
 from bench.plots import plot_quality, plot_throughput
@@ -412,6 +412,8 @@ def write(datasets: Sequence[Dataset]) -> Path:
     report_sources.sources_section(out)
     out += [f"{report_replicas.HEADING}\n"]
     report_replicas.replicas_section(out)
+    out += [f"{report_spaces.HEADING}\n"]
+    report_spaces.spaces_section(out)
     out += [METHOD, RERANKER]
     rerank_section(out)
     position = out.index("## Retrieval quality\n")

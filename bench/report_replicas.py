@@ -152,7 +152,9 @@ def _reading(groups: dict[tuple[int, int], list[dict[str, Any]]], cores: int) ->
         + " — provided Weaviate and PostgreSQL get their share of those cores (or their own machines, "
         "which also takes their CPU off the bot's). Setup note: the bench creates the bot's tables before "
         "it starts the replicas, because two `serve` processes creating them at once on an empty "
-        "PostgreSQL database collided in one run (a unique violation in pg_type) and one replica exited."
+        "PostgreSQL database collided in one run (a unique violation in pg_type) and one replica exited. "
+        "Fixed since in the bot (`Database.create` takes an advisory lock on PostgreSQL and retries on "
+        "SQLite; tests/test_chat_store.py starts four at once on both)."
     )
 
 

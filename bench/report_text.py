@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.dataset import MIN_WORDS, Dataset
+from bench.parts import PARTS
 
 
 def intro(machine: dict[str, Any] | None, datasets: Sequence[Dataset]) -> list[str]:
@@ -14,9 +15,9 @@ def intro(machine: dict[str, Any] | None, datasets: Sequence[Dataset]) -> list[s
         "# Benchmarks\n",
         "Measured by hand, never in unit tests. One command runs everything and rewrites this page:\n",
         "```sh\nmake bench            # = .venv/bin/python -m bench\n"
-        "python -m bench --parts quality,report   # a subset (parts: dataset, ingest, peers, quality, "
-        "relevance, coverage, followups, answers, rerank, rerank_latency, pallets, latency, memory, "
-        "report)\n```\n",
+        "python -m bench --parts quality,report   # a subset (parts: "
+        + ", ".join(PARTS)
+        + "; `python -m bench.cluster` measures the 3-node cluster)\n```\n",
         "The bench starts one Weaviate server (the project's `EmbeddedWeaviate`, v1.39.3) for the whole run, "
         "drives the project's own `Indexer` and `Retriever` (the code behind `main.py index` and "
         "`main.py search`), runs the peers in their own virtualenvs under `bench/.venvs/` (created on first "
