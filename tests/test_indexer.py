@@ -39,6 +39,7 @@ from data.database import Database
 from data.embeddings import LocalOnnxEmbedder
 from data.leases import LeaseRow
 from data.vector_store import WeaviateVectorStore
+from data.weaviate_schema import GenerationInfo
 from services.indexer import (
     IndexAlreadyRunning,
     Indexer,
@@ -516,3 +517,25 @@ async def test_cancelling_background_runs_records_them_and_frees_the_lease(
     assert run is not None and run["status"] == "interrupted"
     async with database.sessions() as session:
         assert await session.get(LeaseRow, f"index:{store.settings.weaviate_collection}") is None
+
+
+async def test_an_index_from_before_named_sources_is_rebuilt_and_serves_meanwhile(
+    indexer: Indexer, store: WeaviateVectorStore, counting: CountingEmbedder
+) -> None:
+    """A generation built by an older version (chunk schema 1: no `source_name`) keeps answering
+    unfiltered searches, finds nothing for a search limited to sources (never another space's
+    text), and the next incremental run rebuilds it blue/green."""
+    first = await indexer.index()
+    client = await store.client()
+    old = GenerationInfo(counting.model_id, counting.dimension, schema=1)
+    await client.collections.use(first.collection).config.update(description=old.to_description())
+    store._info.clear()  # the generation info cache: a description never changes in the product
+    vector = await counting.embed_query("configuration")
+    search = {"model_id": counting.model_id, "limit": 5, "alpha": 0.5, "fusion": "ranked"}
+    assert await store.search("configuration", vector, **search)
+    assert await store.search("configuration", vector, **search, sources=[first.sources[0].name]) == []
+
+    rebuilt = await indexer.index()
+    assert rebuilt.full and rebuilt.collection != first.collection and rebuilt.added == GOOD_DOCS
+    assert any(note.startswith("index format changed: rebuilt fully") for note in rebuilt.notes)
+    assert await store.search("configuration", vector, **search, sources=[rebuilt.sources[0].name])
