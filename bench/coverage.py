@@ -27,11 +27,13 @@ import numpy as np
 from bench import offtopic
 from bench.dataset import Dataset, judge
 from bench.engine import Engine
+from bench.metrics import bootstrap
 from bench.quality import BASE_INDEX
 from bench.relevance import DEFAULT_SEARCH, off_topic_questions
+from data.records import SearchHit
 from services.rag import Retriever
 from services.relevance import FEATURES, MEASURED_MIN_SIMILARITY, coverage_features, covered
-from simple_agents.conversation import key_terms
+from simple_agents.conversation import content_words, key_terms
 
 TARGET_ANSWERED = 0.95
 TARGET_ABSTAINED = 0.90
@@ -53,14 +55,23 @@ async def describe(engine: Engine, dataset: str, messages: Sequence[str]) -> lis
     rows = []
     for message in messages:
         hits = await retriever.fetch(message, settings.search_top_k, similarity=True)
+        features = coverage_features(message, hits)
         rows.append(
             {
                 "message": message,
-                "features": coverage_features(message, hits),
+                "features": features,
+                "unweighted": [*features[:2], plain_share(message, hits), *features[3:]],
                 "old": covered(message, hits, floor),
             }
         )
     return rows
+
+
+def plain_share(question: str, hits: Sequence[SearchHit]) -> float:
+    """The largest share of the question's content words in one chunk, every word counting the same:
+    the third feature before the words were weighted by rarity (compared in `measure`)."""
+    words = content_words(question)
+    return max((len(words & content_words(h.text)) / len(words) for h in hits), default=0.0) if words else 0.0
 
 
 async def covered_rows(engine: Engine, dataset: Dataset) -> list[dict[str, Any]]:
@@ -159,8 +170,7 @@ async def measure(engine: Engine, datasets: Mapping[str, Dataset]) -> dict[str, 
     )
     weights, bias = fit(development)
     dev_curve = curve(development, weights, bias)
-    eligible = [r for r in dev_curve if r["answered (all covered)"] >= TARGET_ANSWERED]
-    chosen = max(eligible, key=lambda r: r["threshold"])["threshold"] if eligible else 0.0
+    chosen = choose_threshold(dev_curve)
     report_curve = curve(report, weights, bias)
     return {
         "features": list(FEATURES),
@@ -168,15 +178,57 @@ async def measure(engine: Engine, datasets: Mapping[str, Dataset]) -> dict[str, 
         "bias": bias,
         "threshold": chosen,
         "targets": {"answered": TARGET_ANSWERED, "abstained": TARGET_ABSTAINED},
-        "development": {"curve": dev_curve, "counts": _counts(development)},
+        "development": {
+            "curve": dev_curve,
+            "counts": _counts(development),
+            "at_threshold_intervals": intervals(development, weights, bias, chosen),
+        },
         "report": {
             "curve": report_curve,
             "counts": _counts(report),
             "at_threshold": next(r for r in report_curve if r["threshold"] == chosen),
+            "at_threshold_intervals": intervals(report, weights, bias, chosen),
             "old_rule": rates(report, [row["old"] for row in report]),
         },
         "development_old_rule": rates(development, [row["old"] for row in development]),
+        "unweighted_words": unweighted(development, report),
     }
+
+
+def choose_threshold(dev_curve: Sequence[dict[str, Any]]) -> float:
+    """The highest threshold that still answers `TARGET_ANSWERED` of the development set's covered."""
+    eligible = [r for r in dev_curve if r["answered (all covered)"] >= TARGET_ANSWERED]
+    return float(max(eligible, key=lambda r: r["threshold"])["threshold"]) if eligible else 0.0
+
+
+def unweighted(development: Sequence[dict[str, Any]], report: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The same judgement fitted and thresholded the same way with every content word counting the
+    same (the default before the rarity weights): what the weighting gained."""
+    dev = [{**row, "features": row["unweighted"]} for row in development]
+    rep = [{**row, "features": row["unweighted"]} for row in report]
+    weights, bias = fit(dev)
+    dev_curve = curve(dev, weights, bias)
+    chosen = choose_threshold(dev_curve)
+    return {
+        "weights": weights,
+        "bias": bias,
+        "threshold": chosen,
+        "development": next(r for r in dev_curve if r["threshold"] == chosen),
+        "development_intervals": intervals(dev, weights, bias, chosen),
+        "report_intervals": intervals(rep, weights, bias, chosen),
+    }
+
+
+def intervals(
+    rows: Sequence[dict[str, Any]], weights: Sequence[float], bias: float, threshold: float
+) -> dict[str, dict[str, float]]:
+    """Answered (covered) and abstained (off-topic) at `threshold`, with 95% bootstrap intervals: what
+    a change of the judgement is compared by."""
+    answered = [probability(row["features"], weights, bias) >= threshold for row in rows]
+    pairs = list(zip(answered, rows, strict=True))
+    on = [float(a) for a, row in pairs if row["group"].startswith("covered")]
+    off = [float(not a) for a, row in pairs if not row["group"].startswith("covered")]
+    return {"answered": bootstrap(on).as_dict(), "abstained": bootstrap(off).as_dict()}
 
 
 def _counts(rows: Sequence[dict[str, Any]]) -> dict[str, int]:

@@ -9,6 +9,7 @@ the same lease writes that down for good.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
@@ -16,7 +17,7 @@ from sqlalchemy import BigInteger, DateTime, Integer, Text, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from data.leases import HeldLease, LeaseHolder, Leases, Progress
+from data.leases import HeldLease, LeaseHolder, LeaseRow, Leases, Progress, acquire_all
 
 RunStatus = Literal["running", "succeeded", "failed", "interrupted"]
 _STALE_SCAN = 20  # latest rows a starting run looks through for runs of its lease left "running"
@@ -66,13 +67,21 @@ class SqlIndexRunLog:
         self._leases = leases
 
     async def begin_run(
-        self, name: str, *, full: bool, ttl: float, heartbeat: float, progress: Progress
+        self,
+        name: str,
+        *,
+        full: bool,
+        ttl: float,
+        heartbeat: float,
+        progress: Progress,
+        family: str | None = None,
     ) -> tuple[HeldLease, int]:
         """Take the lease `name` and record the run as running, in one transaction: no run goes
         unrecorded, however early it is killed. Raises `LeaseTaken` while another run holds it.
 
-        Rows of the same lease still marked running are from runs that died: the lease is ours.
-        Returns the lease and the row id for `record_run`.
+        Rows still marked running whose lease is `name`, or starts with `family` and is no longer
+        held, are from runs that died: they are recorded as interrupted. Returns the lease and the
+        row id for `record_run`.
         """
         started: list[int] = []
 
@@ -80,12 +89,19 @@ class SqlIndexRunLog:
             latest = await session.scalars(
                 select(IndexRunRow).order_by(IndexRunRow.id.desc()).limit(_STALE_SCAN)
             )
-            for row in latest:
-                run = json.loads(row.result)
-                if run.get("status") == "running" and run.get("lease") == lease.name:
+            running = [(row, json.loads(row.result)) for row in latest]
+            running = [(row, run) for row, run in running if run.get("status") == "running"]
+            held = {
+                holder.name
+                for holder in map(LeaseHolder.from_row, await session.scalars(select(LeaseRow)))
+                if holder.alive
+            }
+            for row, run in running:
+                other = str(run.get("lease", ""))
+                if other == lease.name or (family and other.startswith(family) and other not in held):
                     row.result = json.dumps(_interrupted(run, None))
-            running = {"status": "running", "full": full, "lease": name, "token": lease.token}
-            row = IndexRunRow(result=json.dumps({**running, "owner": lease.owner}))
+            state = {"status": "running", "full": full, "lease": name, "token": lease.token}
+            row = IndexRunRow(result=json.dumps({**state, "owner": lease.owner}))
             session.add(row)
             await session.flush()
             started.append(row.id)
@@ -111,6 +127,15 @@ class SqlIndexRunLog:
                 session.add(IndexRunRow(result=json.dumps(outcome, default=str)))
             else:
                 row.result = json.dumps({**json.loads(row.result), **outcome}, default=str)
+
+    async def acquire_all(
+        self, names: Sequence[str], *, ttl: float, heartbeat: float, progress: Progress | None = None
+    ) -> list[HeldLease]:
+        """Every lease of `names` or none (`LeaseTaken` for the first one held)."""
+        return await acquire_all(self._leases, names, ttl=ttl, heartbeat=heartbeat, progress=progress)
+
+    async def holder(self, name: str) -> LeaseHolder | None:
+        return await self._leases.holder(name)
 
     async def last_source_runs(self, limit: int = _SOURCE_SCAN) -> dict[str, dict[str, Any]]:
         """Per source name, how the latest ended run that read it went: its `sources` entry plus

@@ -16,6 +16,7 @@ Expiry compares the writers' own clocks: machines sharing a database must keep t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -23,7 +24,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -277,6 +278,7 @@ class HeldLease:
         self._lost: str | None = None
         self._progress: Callable[[], Progress] | None = None
         self._beat: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()  # set by `release`: the heartbeat ends between two renewals
 
     async def renew(self) -> None:
         """Extend the lease (with the current progress); raises `LeaseLost` when it is not ours."""
@@ -309,8 +311,10 @@ class HeldLease:
             self._beat = asyncio.create_task(self._heartbeats(), name=f"lease-heartbeat:{self.name}")
 
     async def _heartbeats(self) -> None:
-        while True:
-            await asyncio.sleep(self.heartbeat)
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.heartbeat)
+                return  # released
             try:
                 await self.renew()
             except LeaseLost as exc:
@@ -323,8 +327,56 @@ class HeldLease:
         """Stop the heartbeat and give the lease up (unless it was lost: then it is someone else's)."""
         beat, self._beat = self._beat, None
         if beat is not None:
-            beat.cancel()
-            await asyncio.wait([beat])  # (not `await beat`: its CancelledError is not ours to raise)
+            # Let a renewal in flight finish: a database call cancelled half-way can leave its
+            # connection to the garbage collector instead of the pool.
+            self._stop.set()
+            done, _ = await asyncio.wait([beat], timeout=max(1.0, self.heartbeat))
+            if not done:
+                beat.cancel()
+                await asyncio.wait([beat])  # (not `await beat`: its CancelledError is not ours to raise)
         if self._lost is None:
             await self._leases._release(self.name, self.token)
         self._lost = self._lost or "the lease was released"
+
+
+class LeaseGroup:
+    """Several leases one job holds together (a run's sources, and its own): confirmed, kept
+    alive and released as one; `name` is the first's (the one its record names)."""
+
+    def __init__(self, leases: Sequence[HeldLease]) -> None:
+        if not leases:
+            raise ValueError("a lease group needs at least one lease")
+        self.leases = list(leases)
+        self.name = self.leases[0].name
+
+    async def confirm(self, *, fresh: bool = False) -> None:
+        for lease in self.leases:
+            await lease.confirm(fresh=fresh)
+
+    def keep_alive(self, progress: Callable[[], Progress]) -> None:
+        for lease in self.leases:
+            lease.keep_alive(progress)
+
+    async def release(self) -> None:
+        """Give every lease up; one that cannot be released expires by itself."""
+        for lease in reversed(self.leases):
+            try:
+                await lease.release()
+            except Exception:
+                log.warning("Could not release the lease %s; it expires by itself", lease.name, exc_info=True)
+
+
+async def acquire_all(
+    leases: Leases, names: Sequence[str], *, ttl: float, heartbeat: float, progress: Progress | None = None
+) -> list[HeldLease]:
+    """Every lease of `names` or none (`LeaseTaken` for the first one held). Taken in sorted order,
+    so two jobs wanting overlapping sets never each hold part of what the other needs for long."""
+    held: list[HeldLease] = []
+    try:
+        for name in sorted(set(names)):
+            held.append(await leases.acquire(name, ttl=ttl, heartbeat=heartbeat, progress=progress))
+    except BaseException:
+        if held:
+            await LeaseGroup(held).release()
+        raise
+    return held

@@ -49,9 +49,12 @@ class IndexWriter(Protocol):
         """What this generation has recorded, by document id."""
         ...
 
-    async def remove_uncommitted(self, states: dict[str, DocumentState]) -> dict[str, int]:
+    async def remove_uncommitted(
+        self, states: dict[str, DocumentState], sources: Sequence[str] | None = None
+    ) -> dict[str, int]:
         """Remove chunks no state in `states` accounts for (a run stopped mid-document), with the
-        states of documents whose chunks don't match; returns those documents and their chunk counts."""
+        states of documents whose chunks don't match; returns those documents and their chunk counts.
+        `sources`: only these sources' chunks (`states` then holds only their documents)."""
         ...
 
     async def write_chunks(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:

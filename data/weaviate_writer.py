@@ -93,7 +93,9 @@ class WeaviateIndexWriter:
                 states[state.document_id] = state
         return states
 
-    async def remove_uncommitted(self, states: dict[str, DocumentState]) -> dict[str, int]:
+    async def remove_uncommitted(
+        self, states: dict[str, DocumentState], sources: Sequence[str] | None = None
+    ) -> dict[str, int]:
         """Remove chunks that no recorded state accounts for, and documents whose chunks don't match
         their state; returns those documents with how many chunks each had.
 
@@ -101,17 +103,32 @@ class WeaviateIndexWriter:
         such chunks, searchable, and no later run would know them. The states of the documents
         removed go too, so the run indexes them afresh. When the chunk total matches the states'
         (the usual case) this costs one count; otherwise every chunk is compared with its state.
+
+        `sources`: only chunks of these sources, and `states` holds only their documents — runs of
+        other sources may be writing meanwhile, and their unfinished documents are theirs to finish.
         """
         collection, registry = await self._collections()
+        scope = set(sources) if sources is not None else None
+        own = Filter.by_property("source_name").contains_any(sorted(scope)) if scope else None
         with self._weaviate.reachable():
-            if await collection.length() == sum(state.chunk_count for state in states.values()):
+            if scope is not None and not scope:
+                return {}
+            total = (
+                await collection.length()
+                if own is None
+                else (await collection.aggregate.over_all(filters=own, total_count=True)).total_count
+            )
+            if total == sum(state.chunk_count for state in states.values()):
                 return {}
             found: Counter[str] = Counter()
             broken: set[str] = set()
             pages = collection.iterator(
-                return_properties=["document_id", "chunk_index", "content_hash"], cache_size=_SCAN_PAGE
+                return_properties=["document_id", "chunk_index", "content_hash", "source_name"],
+                cache_size=_SCAN_PAGE,
             )
             async for obj in pages:
+                if scope is not None and obj.properties.get("source_name") not in scope:
+                    continue
                 document_id = str(obj.properties.get("document_id"))
                 found[document_id] += 1
                 state = states.get(document_id)

@@ -6,25 +6,28 @@ DOCS_PATHS; `services.sources.catalog`) or the ones named; `start_background()` 
 task for chat commands, which know it only as a `Reindexer` (services.indexing.contract). Progress
 is reported through a throttled callback that never slows the pipeline (it runs in its own task).
 
-One run at a time holds twice: in this process (refused at once, without an await), and across
-processes and replicas through the lease "index:<WEAVIATE_COLLECTION>" in the database (the run
-log's), renewed with the run's progress every INDEX_HEARTBEAT_SECONDS so a refused run can show
-how far the holder is. Every run is recorded as it starts and again as it ends (succeeded, failed
-or interrupted); one whose process died shows as interrupted by its stale lease.
+One run per source at a time, held twice: in this process (refused at once, without an await),
+and across processes and replicas through leases in the database (`services.indexing.run_leases`:
+one per source, plus the index's own for a rebuild), renewed with the run's progress every
+INDEX_HEARTBEAT_SECONDS so a refused run can show how far the holder is. Runs of different sources
+go side by side; a rebuild excludes every other run. Every run is recorded as it starts and again
+as it ends (succeeded, failed or interrupted); one whose process died shows as interrupted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from configs.config import Settings
 from data.embeddings import Embedder
-from data.leases import HeldLease, LeaseTaken
+from data.leases import LeaseGroup
 from data.vector_store import VectorStore
 from services.indexing.contract import (
     DoneCallback,
@@ -39,8 +42,9 @@ from services.indexing.contract import (
 )
 from services.indexing.ledger import RunLedger
 from services.indexing.pipeline import IndexRun
+from services.indexing.run_leases import begin_run
 from services.indexing.schedule import ConfiguredSources
-from services.sources.catalog import load_catalog, source_options
+from services.sources.catalog import SourceEntry, load_catalog, source_options
 from services.sources.state import SourceStateFile
 
 __all__ = [
@@ -63,9 +67,21 @@ _RECORD_WHEN_INTERRUPTED_SECONDS = 5.0
 INTERRUPTED = "interrupted: the run was stopped (Ctrl-C, SIGTERM or its task cancelled)"
 
 
-def lease_name(settings: Settings) -> str:
-    """The lease of runs into one index: one per collection alias (later per source, too)."""
-    return f"index:{settings.weaviate_collection}"
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    """A run this process is making: what it reads, and its live progress."""
+
+    progress: IndexProgress
+    entries: list[SourceEntry]
+    all_names: frozenset[str]  # every configured source (a rebuild holds them all)
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(entry.name for entry in self.entries)
+
+    def conflicts(self, other: _Claim) -> bool:
+        """Runs of different sources may go side by side; a rebuild goes alone."""
+        return self.progress.full or other.progress.full or bool(self.names & other.names)
 
 
 class _ProgressReporter:
@@ -134,12 +150,12 @@ class Indexer(Reindexer):
         self._store = store
         self._embedder = embedder
         self._run_log = run_log
-        self._progress: IndexProgress | None = None  # set while a run is active (the lock)
+        self._claims: list[_Claim] = []  # the runs this process is making (their sources' locks)
         self._tasks: set[asyncio.Task[IndexResult]] = set()
 
     @property
     def running(self) -> bool:
-        return self._progress is not None
+        return bool(self._claims)
 
     @property
     def sources(self) -> ConfiguredSources:
@@ -148,15 +164,27 @@ class Indexer(Reindexer):
 
     @property
     def progress(self) -> IndexProgress | None:
-        """A snapshot of the running run's progress, or None when idle."""
-        return None if self._progress is None else self._progress.snapshot()
+        """A snapshot of a running run's progress (the earliest), or None when idle."""
+        return self._claims[0].progress.snapshot() if self._claims else None
 
-    def _claim(self, full: bool) -> IndexProgress:
-        """Take the single run slot synchronously (no await between check and set)."""
-        if self._progress is not None:
-            raise IndexAlreadyRunning(self._progress.snapshot())
-        self._progress = IndexProgress("scanning", None, 0, 0, time.time(), full)
-        return self._progress
+    def _claim(self, full: bool, sources: Sequence[str | Path] | None) -> _Claim:
+        """Reserve the run's sources synchronously (no await between check and set); the sources
+        file is read here (a small file) so a conflict is known before anything starts."""
+        catalog = load_catalog(self._settings)
+        claim = _Claim(
+            IndexProgress("scanning", None, 0, 0, time.time(), full),
+            catalog.select(sources),
+            frozenset(catalog.names),
+        )
+        for other in self._claims:
+            if claim.conflicts(other):
+                raise IndexAlreadyRunning(other.progress.snapshot())
+        self._claims.append(claim)
+        return claim
+
+    def _release(self, claim: _Claim) -> None:
+        with contextlib.suppress(ValueError):
+            self._claims.remove(claim)
 
     async def index(
         self,
@@ -171,11 +199,11 @@ class Indexer(Reindexer):
         Raises `IndexAlreadyRunning`, `IndexRunFailed`, or `SourcesFileError`/`SourceNameError`
         for a sources file or a name that cannot be used (before anything is changed).
         """
-        progress = self._claim(full)
+        claim = self._claim(full, sources)
         try:
-            return await self._run(progress, sources, full, on_progress, progress_interval)
+            return await self._run(claim, on_progress, progress_interval)
         finally:
-            self._progress = None
+            self._release(claim)
 
     def start_background(
         self,
@@ -191,16 +219,16 @@ class Indexer(Reindexer):
         `on_done` receives the result or the exception; without it a failure is logged. The task
         itself also ends with the result or the exception, for callers that await it.
         """
-        progress = self._claim(full)
+        claim = self._claim(full, sources)
 
         async def run() -> IndexResult:
             outcome: IndexResult | BaseException
             try:
-                outcome = await self._run(progress, sources, full, on_progress, progress_interval)
+                outcome = await self._run(claim, on_progress, progress_interval)
             except BaseException as exc:
                 outcome = exc
             finally:
-                self._progress = None
+                self._release(claim)
             if on_done is not None:
                 try:
                     await on_done(outcome)
@@ -213,9 +241,9 @@ class Indexer(Reindexer):
         coroutine = run()
         try:
             task = asyncio.create_task(coroutine, name="reindex")
-        except BaseException:  # no running loop: give the slot back
+        except BaseException:  # no running loop: give the sources back
             coroutine.close()
-            self._progress = None
+            self._release(claim)
             raise
         self._tasks.add(task)
         task.add_done_callback(lambda t: self._background_done(t, reported=on_done is not None))
@@ -239,23 +267,17 @@ class Indexer(Reindexer):
             log.error("Background reindex failed: %s", exc, exc_info=exc)
 
     async def _run(
-        self,
-        progress: IndexProgress,
-        names: Sequence[str | Path] | None,
-        full: bool,
-        on_progress: ProgressCallback | None,
-        progress_interval: float,
+        self, claim: _Claim, on_progress: ProgressCallback | None, progress_interval: float
     ) -> IndexResult:
         settings = self._settings
-        catalog = await asyncio.to_thread(load_catalog, settings)  # read per run: edits apply next run
-        entries = catalog.select(names)
+        progress, full = claim.progress, claim.progress.full
         options = source_options(settings)
-        sources = [entry.build(options) for entry in entries]
-        partial = {entry.name for entry in entries} != set(catalog.names)
+        sources = [entry.build(options) for entry in claim.entries]
+        partial = claim.names != claim.all_names
         # A rebuild starts the memos afresh: they describe the generation it replaces.
         path = options.state_path
         state = SourceStateFile(path) if full else await SourceStateFile.load(path)
-        lease, run_id = await self._begin(progress)
+        lease, run_id = await self._begin(claim)
         reporter = _ProgressReporter(on_progress, progress_interval, progress)
         reporter.start()
         ledger = RunLedger(progress, reporter.changed, full, settings.weaviate_collection)
@@ -274,30 +296,15 @@ class Indexer(Reindexer):
         await self._record(lease, run_id, result)
         return result
 
-    async def _begin(self, progress: IndexProgress) -> tuple[HeldLease | None, int | None]:
-        """Take the lease and record the run as running; `IndexAlreadyRunning` when it is held."""
+    async def _begin(self, claim: _Claim) -> tuple[LeaseGroup | None, int | None]:
+        """Take the run's leases and record it as running; `IndexAlreadyRunning` when one is held."""
         if self._run_log is None:
             return None, None
-        s = self._settings
-        try:
-            lease, run_id = await self._run_log.begin_run(
-                lease_name(s),
-                full=progress.full,
-                ttl=s.index_lease_seconds,
-                heartbeat=s.index_heartbeat_seconds,
-                progress=progress.to_dict(),
-            )
-        except LeaseTaken as exc:
-            holder = exc.holder
-            raise IndexAlreadyRunning(
-                IndexProgress.from_dict(holder.progress),
-                f"in {holder.owner}, progress as of {holder.heartbeat_age():.0f}s ago",
-            ) from None
-        lease.keep_alive(progress.to_dict)
-        return lease, run_id
+        names = claim.names | claim.all_names if claim.progress.full else claim.names
+        return await begin_run(self._run_log, self._settings, claim.progress, sorted(names))
 
     async def _record(
-        self, lease: HeldLease | None, run_id: int | None, result: IndexResult, *, interrupted: bool = False
+        self, lease: LeaseGroup | None, run_id: int | None, result: IndexResult, *, interrupted: bool = False
     ) -> None:
         """Record how the run ended, then give the lease up (bounded in time when interrupted)."""
         run_log = self._run_log

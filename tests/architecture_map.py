@@ -126,7 +126,7 @@ SLACK_REINDEX = [
     Step("IndexRun.execute", via="Indexer._run"),
     Step("VectorStore.open_writer", via="IndexRun._open_writer"),
     Step("WeaviateVectorStore.open_writer", "implements"),
-    Step("load_catalog", via="Indexer._run", note="the sources file, else DOCS_PATHS"),
+    Step("load_catalog", via="Indexer._claim", note="the sources file, else DOCS_PATHS"),
     Step("Stages.run", via="IndexRun.execute", note="read the sources → parse → embed → write, overlapping"),
     Step("Source.scan", via="Stages._scan", note="what changed since the last run, per source"),
     Step("LocalSource.scan", "implements"),

@@ -29,7 +29,7 @@ from sqlalchemy import select
 from configs.config import PROJECT_ROOT, Settings
 from data.database import Database
 from data.index_runs import IndexRunRow
-from data.leases import LeaseHolder
+from data.leases import LeaseHolder, LeaseRow
 from data.vector_store import WeaviateVectorStore
 from data.weaviate_server import EmbeddedWeaviate
 from services.indexing.contract import describe_run
@@ -129,7 +129,13 @@ class Deployment:
         return await (await self.start(*args, **env)).finish()
 
     async def lease(self) -> LeaseHolder | None:
-        return await self.database.leases.holder(f"index:{self.settings.weaviate_collection}")
+        """The lease a run records itself under (a rebuild's `index:<collection>`, an incremental
+        run's own `index:<collection>:run:<id>`), the newest if several are held."""
+        family = f"index:{self.settings.weaviate_collection}"
+        async with self.database.sessions() as session:
+            rows = await session.scalars(select(LeaseRow).where(LeaseRow.name.startswith(family)))
+            held = [LeaseHolder.from_row(row) for row in rows if row.name == family or ":run:" in row.name]
+        return max(held, key=lambda holder: holder.acquired_at, default=None)
 
     async def runs(self) -> list[dict[str, object]]:
         """Every recorded run, oldest first, as stored."""

@@ -442,8 +442,9 @@ async def test_a_run_in_another_process_is_refused_with_its_live_progress(
         task = holder.start_background()
         await asyncio.wait_for(gated.held.wait(), 60)  # parsed everything, embedding: 3 broken files done
 
-        async def progress_in_lease() -> bool:
-            lease = await database.leases.holder(f"index:{settings.weaviate_collection}")
+        async def progress_in_lease() -> bool:  # the run's lease, as the run log names it
+            run = await database.index_runs.last_run()
+            lease = await database.leases.holder(str(run.get("lease"))) if run else None
             return lease is not None and (lease.progress or {}).get("documents_done", 0) == 3
 
         await until(progress_in_lease, "the holder's progress in its lease")
@@ -484,8 +485,11 @@ async def test_a_run_whose_lease_was_taken_stops_before_its_next_write(
     gated = GatedEmbedder(counting.inner, hold_on_call=1)
     task = asyncio.create_task(Indexer(settings, store, gated, run_log=database.index_runs).index())
     await asyncio.wait_for(gated.held.wait(), 60)
+    running = await database.index_runs.last_run()
+    assert running is not None and running["status"] == "running"
+    name = str(running["lease"])  # the run's own lease (each source's is taken over the same way)
     async with database.sessions.begin() as session:  # its lease expired and another process took it
-        lease = await session.get(LeaseRow, f"index:{settings.weaviate_collection}")
+        lease = await session.get(LeaseRow, name)
         assert lease is not None
         lease.token, lease.owner = "another-run", "pid 1 on elsewhere"
     await asyncio.sleep(0.5)  # a few heartbeats: the run finds out
@@ -495,7 +499,7 @@ async def test_a_run_whose_lease_was_taken_stops_before_its_next_write(
         await task
 
     message = str(caught.value)
-    assert f"lost its lease index:{settings.weaviate_collection}" in message
+    assert f"lost its lease {name}" in message
     assert "pid 1 on elsewhere" in message and "It wrote nothing after that" in message
     assert await store.stats() == before  # not one chunk of the changed file was written
     last = await database.index_runs.last_run()

@@ -14,7 +14,7 @@ from data.embeddings import Embedder
 from data.records import Chunk, DocumentState, Passage, SearchHit
 from data.vector_store import WeaviateVectorStore
 from services.rag import Retriever, drop_duplicates, merge_adjacent
-from services.relevance import MEASURED_JUDGES, content_words, coverage_features, covered
+from services.relevance import MEASURED_JUDGES, content_words, coverage_features, covered, word_weight
 from simple_agents.aagents import format_numbered
 
 MakeSettings = Callable[..., Settings]
@@ -196,7 +196,7 @@ async def test_a_question_the_documents_do_not_cover_gets_no_passages(
     for off in ({"search_min_coverage": 0.0}, {"search_min_similarity": 0.0}):
         assert retriever_for(store, embedder, **off).coverage_judge is None
         assert await retriever_for(store, embedder, **off).search(off_topic)  # nearest, unrelated
-    # an explicit cosine floor is the rule before the judgement; an explicit threshold replaces 0.30
+    # an explicit cosine floor is the rule before the judgement; an explicit threshold replaces the measured
     assert await retriever_for(store, embedder, search_min_similarity=0.9).search("What is a sprocket?") == []
     strict = retriever_for(store, embedder, search_min_coverage=0.999)
     assert strict.coverage_judge is not None and strict.coverage_judge.threshold == 0.999
@@ -218,6 +218,18 @@ def test_the_judgement_weighs_similarity_and_the_questions_words() -> None:
         1.0,
         2 / 8,
     ]
+
+
+def test_a_rare_word_found_counts_more_than_a_common_one() -> None:
+    """Off-topic questions about other software share "configure" with any manual, not "dpkg"."""
+    assert word_weight("dpkg") > word_weight("configure") > word_weight("the")
+    question = "How do I configure dpkg?"
+    generic = [close_hit("Configure the server with a file.", 0.4)]
+    specific = [close_hit("dpkg installs the files.", 0.4)]
+    # each chunk holds one of the two words: the rare one makes the larger share
+    assert coverage_features(question, generic)[2] < 0.5 < coverage_features(question, specific)[2]
+    judge = MEASURED_JUDGES["all-MiniLM-L6-v2-onnx-int8"]
+    assert judge.probability(question, specific) > judge.probability(question, generic)
 
 
 def close_hit(text: str, similarity: float | None) -> SearchHit:

@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 
 from configs.errors import UserFacingError
 from data.index_runs import RunStatus
-from data.leases import HeldLease, Progress
+from data.leases import HeldLease, LeaseHolder, Progress
 
 Phase = Literal["scanning", "indexing", "deleting", "committing", "done"]
 
@@ -276,14 +276,32 @@ class RunGuard(Protocol):
 
 class IndexRunLog(Protocol):
     """Where runs are coordinated and remembered (`data.index_runs.SqlIndexRunLog` implements it):
-    the lease that lets one run at a time across processes, and the run records `status` reads."""
+    the leases that keep runs of one source (and rebuilds of the index) apart across processes,
+    and the run records `status` reads."""
 
     async def begin_run(
-        self, name: str, *, full: bool, ttl: float, heartbeat: float, progress: Progress
+        self,
+        name: str,
+        *,
+        full: bool,
+        ttl: float,
+        heartbeat: float,
+        progress: Progress,
+        family: str | None = None,
     ) -> tuple[HeldLease, int]:
         """Take the lease `name` and record the run as running, together (before the run does
         anything); returns the lease and the run's id for `record_run`. Raises
         `data.leases.LeaseTaken`, with the holder, while another run holds the lease."""
+        ...
+
+    async def acquire_all(
+        self, names: Sequence[str], *, ttl: float, heartbeat: float, progress: Progress | None = None
+    ) -> list[HeldLease]:
+        """Every lease of `names` or none (`LeaseTaken` for the first one held)."""
+        ...
+
+    async def holder(self, name: str) -> LeaseHolder | None:
+        """Who holds the lease `name`, if anybody (alive or not)."""
         ...
 
     async def record_run(

@@ -71,7 +71,13 @@ class IndexRun:
             if not self.full:
                 stage = "removing what an interrupted run left"
                 await self._confirm()
-                self.ledger.note(await remove_unfinished_documents(writer, states))
+                owned = {
+                    document_id: states[document_id]
+                    for source in self.sources
+                    for document_id in self.state.known(source, states)
+                }
+                names = [source.name for source in self.sources]
+                self.ledger.note(await remove_unfinished_documents(writer, states, owned, names))
             self.ledger.set(phase="indexing")
             stages = Stages(self.settings, self.embedder, writer, self.ledger, self.state, self._confirm)
             await stages.run(self.sources, states)

@@ -1,14 +1,16 @@
-"""What a run clears first, once it holds the lease: what interrupted runs left behind.
+"""What a run clears first, once it holds its leases: what interrupted runs left behind.
 
 A rebuild that was killed leaves a generation nothing serves; it is dropped by the next run of any
 kind (else it would wait for the next rebuild, taking disk and memory). An incremental run killed
 in the middle of a document leaves chunks that no recorded state accounts for, searchable and
 invisible to `status`; they are removed, and their documents indexed afresh by the run. Only safe
-under the lease: another run's unfinished work would look the same.
+under the leases, and only for the run's own sources: another run's unfinished work would look
+the same (runs of other sources may be writing; no rebuild can be).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from data.records import DocumentState
@@ -23,10 +25,19 @@ async def drop_unfinished_rebuilds(store: VectorStore) -> str | None:
     return f"dropped what an unfinished rebuild left: {', '.join(dropped)}" if dropped else None
 
 
-async def remove_unfinished_documents(writer: IndexWriter, states: dict[str, DocumentState]) -> str | None:
+async def remove_unfinished_documents(
+    writer: IndexWriter,
+    states: dict[str, DocumentState],
+    owned: dict[str, DocumentState] | None = None,
+    sources: Sequence[str] | None = None,
+) -> str | None:
     """Remove chunks of documents no run finished, and forget those documents' states (`states` is
-    changed: the run indexes them afresh); the note saying so, or None."""
-    removed = await writer.remove_uncommitted(states)
+    changed: the run indexes them afresh); the note saying so, or None.
+
+    With `sources`, only those sources' chunks and documents (`owned`) are looked at: runs of other
+    sources may be in the middle of their documents, which are not leftovers.
+    """
+    removed = await writer.remove_uncommitted(owned if owned is not None else states, sources)
     if not removed:
         return None
     for document_id in removed:
