@@ -286,7 +286,9 @@ class HeldLease:
             raise LeaseLost(self._lost)
         sent = time.monotonic()
         progress = self._progress() if self._progress is not None else None
-        if await self._leases._renew(self.name, self.token, self.ttl, progress):
+        # Shielded: a run cancelled (Ctrl-C, SIGTERM) while renewing must not cut the database
+        # call in half (its connection would be left to the garbage collector, not the pool).
+        if await asyncio.shield(self._leases._renew(self.name, self.token, self.ttl, progress)):
             self._renewed = sent
             return
         holder = await self._leases.holder(self.name)
@@ -335,7 +337,7 @@ class HeldLease:
                 beat.cancel()
                 await asyncio.wait([beat])  # (not `await beat`: its CancelledError is not ours to raise)
         if self._lost is None:
-            await self._leases._release(self.name, self.token)
+            await asyncio.shield(self._leases._release(self.name, self.token))
         self._lost = self._lost or "the lease was released"
 
 
