@@ -34,7 +34,7 @@ from data.embeddings import LocalOnnxEmbedder
 from data.vector_store import WeaviateVectorStore
 from data.weaviate_server import EmbeddedWeaviate
 from services.indexer import Indexer, IndexResult
-from services.sources.documents import DOCUMENT_SUFFIXES
+from services.indexing.loader import DOCUMENT_SUFFIXES
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES_DIR = WORK_DIR / "sources"

@@ -543,3 +543,21 @@ async def test_an_index_from_before_named_sources_is_rebuilt_and_serves_meanwhil
     assert rebuilt.full and rebuilt.collection != first.collection and rebuilt.added == GOOD_DOCS
     assert any(note.startswith("index format changed: rebuilt fully") for note in rebuilt.notes)
     assert await store.search("configuration", vector, **search, sources=[rebuilt.sources[0].name])
+
+
+async def test_a_rebuild_where_every_file_fails_keeps_the_previous_index(
+    indexer: Indexer, store: WeaviateVectorStore, tmp_path: Path
+) -> None:
+    """`--full` over documents that all fail to parse must not swap in an empty index."""
+    first = await indexer.index()
+    broken = tmp_path / "all-broken"
+    broken.mkdir()
+    (broken / "empty.md").write_text("")
+    (broken / "binary.txt").write_bytes(b"\x00\x01\x02" * 100)
+
+    result = await indexer.index([broken], full=True)
+
+    assert result.added == 0 and result.failed == 2
+    assert any("previous index keeps serving" in note for note in result.notes), result.notes
+    stats = await store.stats()
+    assert stats is not None and stats.collection == first.collection and stats.documents == GOOD_DOCS

@@ -46,6 +46,7 @@ def repo(tmp_path: Path) -> Repo:
     repo.write("docs/deploy.md", "# Deploy\n\nDeploy the gadget with the deploy script on port 9876.\n")
     repo.write("docs/adr/0001-queues.md", "# Use queues\n\nWe chose a message queue for gadget jobs.\n")
     repo.write("docs/drafts/idea.md", "# Idea\n\nA draft that is not ready.\n")
+    repo.write("docs/diagram.png", b"\x89PNG\r\n\x1a\n")
     repo.commit("first")
     return repo
 
@@ -73,6 +74,8 @@ async def test_a_website_and_a_repository_index_incrementally_with_citations(
         outcomes = {source.name: source for source in first.sources}
         assert outcomes[web].documents == 4 and outcomes[git].documents == 3
         assert first.embeddings_computed > 0
+        [skipped] = [note for note in first.notes if "files of other types" in note]
+        assert skipped.startswith(f"{git}: 1 files") and skipped.count(git) == 1  # named once, not twice
 
         retriever = Retriever(settings, store, embedder)
         question = "How do I install the widget on Linux?"

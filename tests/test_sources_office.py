@@ -13,10 +13,9 @@ import openpyxl
 import pptx
 import pytest
 
-from services.indexing.loader import LoadFailure, ParsedDocument
+from services.indexing.loader import DOCUMENT_SUFFIXES, LoadFailure, ParsedDocument, parse_bytes
 from services.indexing.office import convert_office
 from services.indexing.parsers import ParseError
-from services.sources.documents import DOCUMENT_SUFFIXES, parse_bytes
 
 
 def word_document() -> bytes:

@@ -9,7 +9,6 @@ messages go, which the caller's `MessageStream` decides.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 
 import discord
 
@@ -20,6 +19,7 @@ from services.discord.human import HumanButton
 from services.discord.messages import MessageStream, render_answer
 from services.insights.outcomes import classify_answer
 from services.insights.records import NOT_COVERED
+from services.spaces.policy import Policy
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +33,18 @@ async def stream_answer(
     user_id: str,
     stream: MessageStream[discord.Message],
     *,
-    sources: Sequence[str] | None = None,
-    space: str | None = None,
-    offer_human: bool = False,
+    policy: Policy | None = None,
 ) -> None:
-    """Run one ask over `sources` (the place's spaces; None: all) and render its events; always
-    leaves an answer or an error message. `offer_human`: the space has experts to ask.
+    """Run one ask in the place's `policy` (its spaces' sources; None: every source) and render its
+    events; always leaves an answer or an error message, with "Ask a human" on a "not covered"
+    answer when the space has experts.
 
     Discord's own failures propagate: the stream cannot show them, so the caller reports them in a
     fresh message.
     """
     text = ""
+    sources, space = (policy.sources, policy.spaces[0]) if policy is not None else (None, None)
+    offer_human = policy is not None and bool(policy.experts)
     try:
         async for event in chat.ask(key, question, user_id=user_id, sources=sources, space=space):
             if isinstance(event, TextDelta):

@@ -311,9 +311,7 @@ class DiscordBot:
                 question,
                 str(message.author.id),
                 stream,
-                sources=policy.sources,
-                space=policy.spaces[0],
-                offer_human=bool(policy.experts),
+                policy=policy,
             )
 
     async def _open_thread(self, message: discord.Message, question: str) -> discord.Thread | None:

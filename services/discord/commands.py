@@ -143,9 +143,7 @@ class SlashCommands:
             question,
             str(interaction.user.id),
             stream,
-            sources=policy.sources,
-            space=policy.spaces[0],
-            offer_human=bool(policy.experts),
+            policy=policy,
         )
 
     async def reindex(self, interaction: discord.Interaction, command: str) -> None:

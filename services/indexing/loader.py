@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from configs.config import DEFAULT_MAX_FILE_BYTES
 from data.records import DocumentState
@@ -23,17 +23,21 @@ from services.indexing.formats import DOCUMENT_SUFFIXES, decode_text, parse_cont
 from services.indexing.parsers import ParseError, Section
 
 __all__ = [
+    "DOCUMENT_SUFFIXES",
     "SUPPORTED_SUFFIXES",
     "Discovery",
     "LoadFailure",
     "ParsedDocument",
     "Section",
+    "content_hash",
     "decode_text",
     "discover",
     "discover_files",
     "hash_file",
+    "parse_bytes",
     "parse_document",
     "resolve_path",
+    "title_from_name",
 ]
 
 SUPPORTED_SUFFIXES = DOCUMENT_SUFFIXES  # Markdown, reST, text, HTML, PDF and Office files
@@ -187,10 +191,6 @@ def _os_reason(exc: OSError) -> str:
     return f"cannot read file: {exc.strerror or exc}"
 
 
-def _title_from_name(path: Path) -> str:
-    return path.stem.replace("_", " ").replace("-", " ").strip() or path.name
-
-
 def oversize_reason(size: int, max_bytes: int) -> str | None:
     """Why a file of `size` bytes is skipped under MAX_FILE_BYTES=`max_bytes` (0: no limit), or None."""
     if not max_bytes or size <= max_bytes:
@@ -225,24 +225,64 @@ def parse_document(
         return LoadFailure(str(path), LINK_LOOP)
     if suffix not in SUPPORTED_SUFFIXES:
         return LoadFailure(str(path), f"unsupported file type '{suffix or path.name}'")
-    if not data.strip():
-        return LoadFailure(str(path), "empty file")
-    try:
-        title, sections, notes = parse_content(suffix, data)
-    except ParseError as exc:
-        return LoadFailure(str(path), str(exc))
-    except RecursionError:
-        return LoadFailure(str(path), "document is nested too deeply to parse")
-    except Exception as exc:  # a parser bug or exotic input must not stop the other documents
-        return LoadFailure(str(path), f"could not parse ({type(exc).__name__}: {exc})")
-    if not sections:
-        return LoadFailure(str(path), "no text found (only markup, headings or whitespace)")
-    return ParsedDocument(
+    return parse_bytes(
         document_id=str(resolved),
         source=str(resolved),
-        title=title or _title_from_name(path),
-        content_hash=hashlib.sha256(data).hexdigest(),
+        name=path.name,
+        kind=suffix,
+        data=data,
         modified_time=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
+        target=str(path),
+        empty="empty file",
+    )
+
+
+def content_hash(data: bytes) -> str:
+    """sha256 of the raw bytes: the index's change detection, the same for every kind of source."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def title_from_name(name: str) -> str:
+    """A title for a document without one: its file name without the suffix, words apart."""
+    stem = PurePosixPath(name.rstrip("/")).stem
+    return stem.replace("_", " ").replace("-", " ").strip() or name
+
+
+def parse_bytes(
+    *,
+    document_id: str,
+    source: str,
+    name: str,
+    kind: str,
+    data: bytes,
+    modified_time: datetime,
+    target: str | None = None,
+    empty: str = "empty document",
+) -> ParsedDocument | LoadFailure:
+    """Parse one document's bytes (a file's, a page's, a Git blob's); never raises for bad input.
+
+    `target` names the document in a failure (default: `source`), `empty` is the reason for an
+    empty one ("empty file" for a file on disk).
+    """
+    where = target or source
+    if not data.strip():
+        return LoadFailure(where, empty)
+    try:
+        title, sections, notes = parse_content(kind, data)
+    except ParseError as exc:
+        return LoadFailure(where, str(exc))
+    except RecursionError:
+        return LoadFailure(where, "document is nested too deeply to parse")
+    except Exception as exc:  # a parser bug or exotic input must not stop the other documents
+        return LoadFailure(where, f"could not parse ({type(exc).__name__}: {exc})")
+    if not sections:
+        return LoadFailure(where, "no text found (only markup, headings or whitespace)")
+    return ParsedDocument(
+        document_id=document_id,
+        source=source,
+        title=title or title_from_name(name),
+        content_hash=content_hash(data),
+        modified_time=modified_time,
         sections=sections,
         notes=notes,
     )

@@ -17,7 +17,7 @@ from functools import partial
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote, urlsplit
 
-from services.indexing.loader import SKIPPED_DIRS, LoadFailure
+from services.indexing.loader import DOCUMENT_SUFFIXES, SKIPPED_DIRS, LoadFailure, content_hash, parse_bytes
 from services.sources.contract import (
     Change,
     Failed,
@@ -28,7 +28,6 @@ from services.sources.contract import (
     SourceScan,
     Unchanged,
 )
-from services.sources.documents import DOCUMENT_SUFFIXES, content_hash, parse_bytes
 from services.sources.git_cli import BlobReader, GitAuth, GitError, GitRunner, TreeEntry
 from services.sources.naming import GitSpec
 

@@ -18,10 +18,9 @@ import lxml.html
 from lxml import etree
 
 from services.indexing.chunking import HEADING_SEPARATOR
-from services.indexing.loader import LoadFailure, ParsedDocument, decode_text
+from services.indexing.loader import LoadFailure, ParsedDocument, content_hash, decode_text, parse_bytes
 from services.indexing.parsers import ParseError, Section, parse_html, parse_markdown
 from services.sources.contract import SourceDocument
-from services.sources.documents import content_hash, parse_bytes
 from services.sources.web_urls import normalize_url
 
 __all__ = ["ExtractedPage", "PageFacts", "extract_page", "parse_web_document", "read_page_facts"]

@@ -20,6 +20,7 @@ from functools import partial
 import aiohttp
 
 from data.timestamps import parse_utc
+from services.indexing.loader import content_hash
 from services.sources.contract import (
     Change,
     Failed,
@@ -29,7 +30,6 @@ from services.sources.contract import (
     SourceScan,
     Unchanged,
 )
-from services.sources.documents import content_hash
 from services.sources.naming import WebSpec
 from services.sources.sitemaps import read_sitemaps
 from services.sources.web_client import SEEN, FetchFailure, Response, WebClient, WebLimits
