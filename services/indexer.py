@@ -306,26 +306,36 @@ class Indexer(Reindexer):
     async def _record(
         self, lease: LeaseGroup | None, run_id: int | None, result: IndexResult, *, interrupted: bool = False
     ) -> None:
-        """Record how the run ended, then give the lease up (bounded in time when interrupted)."""
+        """Record how the run ended and give the leases up.
+
+        Interrupted (Ctrl-C, SIGTERM), the leases go first, each step bounded in time: another
+        replica may then index at once, and a run whose record did not make it still reads as
+        interrupted (its lease is gone). Otherwise the record goes first, so no other run can take
+        the lease and find this one still "running".
+        """
         run_log = self._run_log
         if run_log is None or lease is None:
             return
 
-        async def record_and_release() -> None:
+        async def record() -> None:
             try:
                 await run_log.record_run(result, run_id=run_id, status="interrupted" if interrupted else None)
             except Exception:
                 # The index itself is fine; losing the log entry must not turn success into failure.
                 log.exception("Could not record the index run in the database")
+
+        async def release() -> None:
             try:
                 await lease.release()
             except Exception:  # it expires by itself
                 log.exception("Could not release the index lease %s", lease.name)
 
         if not interrupted:
-            await record_and_release()
+            await record()
+            await release()
             return
-        try:
-            await asyncio.wait_for(record_and_release(), _RECORD_WHEN_INTERRUPTED_SECONDS)
-        except TimeoutError:  # the next run marks it interrupted, and the lease expires
-            log.error("Could not record the interrupted run in time; the next run will")
+        for step, what in ((release, "give its leases back"), (record, "record the interrupted run")):
+            try:
+                await asyncio.wait_for(step(), _RECORD_WHEN_INTERRUPTED_SECONDS)
+            except TimeoutError:  # the leases expire by themselves; the next run marks it interrupted
+                log.error("Could not %s in time", what)
